@@ -1,0 +1,61 @@
+# mailstack: the two commands of the README are `make lab` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export MAILSTACK_ROOT := $(CURDIR)
+export ANSIBLE_HOME := $(CURDIR)/.cache/ansible
+export XDG_CACHE_HOME := $(CURDIR)/.cache/xdg
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+
+SCENARIO ?=
+HOST ?=
+
+.PHONY: help bootstrap lab lab-up lab-converge lab-status lab-stop lab-start lab-destroy lab-shell \
+        test test-fast lint unit oracle molecule
+
+help:
+	@echo "make lab         install what is needed, start the lab containers, converge site.yml"
+	@echo "make test        lint + unit + oracle tests + every molecule scenario"
+	@echo "make test-fast   lint + unit tests (no containers)"
+	@echo "make lab-status | lab-stop | lab-start | lab-destroy | lab-shell HOST=mx1"
+	@echo "make molecule SCENARIO=roles/postfix   one scenario (a role dir or molecule/<name>)"
+
+bootstrap:
+	@scripts/bootstrap
+
+lab: bootstrap
+	@scripts/lab up
+	@scripts/lab converge
+
+lab-up: bootstrap
+	@scripts/lab up
+lab-converge:
+	@scripts/lab converge
+lab-status:
+	@scripts/lab status
+lab-stop:
+	@scripts/lab stop
+lab-start:
+	@scripts/lab start
+lab-destroy:
+	@scripts/lab destroy
+lab-shell:
+	@scripts/lab shell $(HOST)
+
+test: bootstrap
+	@scripts/run-tests full
+
+test-fast:
+	@scripts/bootstrap >/dev/null
+	@scripts/run-tests fast
+
+lint:
+	@scripts/run-tests lint
+unit:
+	@scripts/run-tests unit
+oracle: bootstrap
+	@scripts/run-tests oracle
+molecule: bootstrap
+	@scripts/run-tests molecule $(SCENARIO)
