@@ -1,0 +1,40 @@
+"""Behaviour of the common role: names resolve, time zone and apt settings are live."""
+
+import pytest
+
+PEERS = {"common-a": "172.31.1.10", "common-b": "172.31.1.11"}
+
+
+@pytest.mark.parametrize("peer", sorted(PEERS))
+def test_inventory_names_resolve(host, peer):
+    out = host.check_output(f"getent hosts {peer}.molecule.test")
+    assert out.split()[0] == PEERS[peer]
+    assert host.check_output(f"getent hosts {peer}").split()[0] == PEERS[peer]
+
+
+def test_time_zone_is_in_effect(host):
+    # date(1) uses /etc/localtime: Paris is CET or CEST, never UTC.
+    assert host.check_output("date +%Z") in ("CET", "CEST")
+
+
+def test_host_packages_installed(host):
+    assert host.package("file").is_installed
+
+
+def test_apt_goes_through_the_proxy_only_where_set(host):
+    proxy = host.check_output("apt-config dump Acquire::http::Proxy")
+    if host.backend.get_hostname() != "common-a":
+        assert "Proxy" not in proxy
+        return
+    assert 'Acquire::http::Proxy "http://common-b.molecule.test:3142";' in proxy
+    # A real download through the proxy: apt-cacher-ng on common-b logs it.
+    host.run_test("rm -rf /var/lib/apt/lists/* && apt-get -q update")
+    cache_log = host.get_host("ansible://common-b", ansible_inventory=host.backend.ansible_inventory)
+    logged = cache_log.check_output("cat /var/log/apt-cacher-ng/apt-cacher.log")
+    assert "InRelease" in logged
+
+
+def test_unattended_security_updates_on(host):
+    assert host.package("unattended-upgrades").is_installed
+    conf = host.check_output("apt-config dump APT::Periodic")
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in conf
