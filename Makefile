@@ -12,7 +12,7 @@ export ANSIBLE_FORCE_COLOR := 0
 SCENARIO ?=
 HOST ?=
 
-.PHONY: help bootstrap lab lab-up lab-converge lab-status lab-stop lab-start lab-destroy lab-shell \
+.PHONY: help bootstrap lab lab-up lab-converge lab-status lab-stop lab-start lab-destroy lab-shell lab-test \
         test test-fast lint unit oracle molecule
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make test        lint + unit + oracle tests + every molecule scenario"
 	@echo "make test-fast   lint + unit tests (no containers)"
 	@echo "make lab-status | lab-stop | lab-start | lab-destroy | lab-shell HOST=mx1"
+	@echo "make lab-test    smoke tests of the running lab (DNS, the internet host)"
 	@echo "make molecule SCENARIO=roles/postfix   one scenario (a role dir or molecule/<name>)"
 
 bootstrap:
@@ -41,6 +42,8 @@ lab-start:
 	@scripts/lab start
 lab-destroy:
 	@scripts/lab destroy
+lab-test:
+	@pytest -q -p no:cacheprovider tests/lab
 lab-shell:
 	@scripts/lab shell $(HOST)
 

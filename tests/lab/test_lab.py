@@ -1,0 +1,79 @@
+"""Smoke tests of a running lab (`make lab` first): `make lab-test`.
+
+They talk to the lab's own containers only, through docker exec (testinfra's docker backend).
+"""
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import testinfra
+
+TOP = Path(__file__).resolve().parents[2]
+
+
+def _inventory() -> dict:
+    out = subprocess.run(
+        [str(TOP / ".venv/bin/ansible-inventory"), "-i", str(TOP / "inventories/lab"), "--list"],
+        capture_output=True, text=True, check=True, cwd=TOP,
+    )
+    return json.loads(out.stdout)
+
+
+INV = _inventory()
+HOSTVARS = INV["_meta"]["hostvars"]
+ALL = sorted(HOSTVARS)
+
+
+def lab_host(name: str):
+    return testinfra.get_host(f"docker://mailstack-lab-{name}")
+
+
+def group(name: str) -> list[str]:
+    return INV.get(name, {}).get("hosts", [])
+
+
+@pytest.mark.parametrize("name", [h for h in ALL if h not in group("lab_dns")])
+def test_every_host_resolves_through_the_lab_dns(name):
+    host = lab_host(name)
+    dns = HOSTVARS[group("lab_dns")[0]]["mailstack__address"]
+    assert f"nameserver {dns}" in host.file("/etc/resolv.conf").content_string
+    for peer in ALL:
+        got = host.check_output(f"getent hosts {peer}.lab.mailstack.test").split()[0]
+        assert got == HOSTVARS[peer]["mailstack__address"]
+
+
+def test_mx_records():
+    internet = lab_host(group("lab_internet")[0])
+    for domain in ("remote-a.test", "remote-b.test"):
+        assert internet.check_output(f"dig +short MX {domain}") == "10 internet.lab.mailstack.test."
+    mx = sorted(internet.check_output("dig +short MX lists.mailstack.test").splitlines())
+    assert mx == [f"{10 * (i + 1)} {h}.lab.mailstack.test." for i, h in enumerate(group("mx"))]
+
+
+def test_real_domains_do_not_resolve():
+    internet = lab_host(group("lab_internet")[0])
+    out = internet.run("dig +tries=1 +time=2 A example.com")
+    assert "status: REFUSED" in out.stdout or "status: NXDOMAIN" in out.stdout
+
+
+def test_internet_stores_mail_sent_by_another_lab_host():
+    sender = lab_host(group("mx")[0])
+    internet = lab_host(group("lab_internet")[0])
+    token = uuid.uuid4().hex
+    script = (
+        "import smtplib; s = smtplib.SMTP('internet.lab.mailstack.test', 25); "
+        "s.sendmail('probe@mx1.lab.mailstack.test', ['carol@remote-a.test'], "
+        f"b'Subject: {token}\\r\\n\\r\\nhi\\r\\n'); s.quit()"
+    )
+    sender.run_test(f'python3 -c "{script}"')
+    for _ in range(20):
+        hit = internet.run(f"grep -rl {token} /var/mail/internet/remote-a.test/new").stdout.split()
+        if hit:
+            break
+        time.sleep(0.5)
+    assert hit, "the message was not stored"
+    assert "Delivered-To: carol@remote-a.test" in internet.file(hit[0]).content_string
