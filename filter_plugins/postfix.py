@@ -1,0 +1,1013 @@
+# Copyright: mailstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Postfix configuration as data: merge layers, check, and render main.cf and master.cf.
+
+One file on purpose: Ansible loads every ``.py`` in ``filter_plugins/`` as a plugin.  The
+documentation that ``ansible-doc -t filter <name>`` shows lives in the adjacent ``<name>.yml``
+files (the way ansible-core documents the many filters of one plugin file).  The data model is
+described in docs/postfix-data-model.md.
+
+Canonical service (what the merge and parse filters return)::
+
+    {name, type, private, unpriv, chroot, wakeup, maxproc, command, args, options, comment}
+
+Canonical parameter::
+
+    {name, value, comment}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - only without ansible-core installed
+
+    class AnsibleFilterError(Exception):  # type: ignore[no-redef]
+        """Stand-in so the module imports without Ansible."""
+
+
+Service = dict[str, Any]
+Param = dict[str, Any]
+
+SERVICE_TYPES = ("inet", "unix", "unix-dgram", "fifo", "pass")
+SERVICE_FIELDS = (
+    "name",
+    "type",
+    "private",
+    "unpriv",
+    "chroot",
+    "wakeup",
+    "maxproc",
+    "command",
+    "args",
+    "options",
+    "comment",
+    "state",
+)
+PARAM_FIELDS = ("name", "value", "comment", "state")
+INSTANCE_LIST_FIELDS = ("maincf", "mastercf")
+STATES = ("present", "absent")
+DEFAULT_FIELD = "-"
+
+# Column where each master.cf field starts (the layout of Debian's file and of `postconf -M`).
+MASTER_COLUMNS = (0, 11, 17, 25, 33, 41, 49, 57)
+MASTER_HEADER = (
+    "# service type  private unpriv  chroot  wakeup  maxproc command + args\n"
+    "#               (yes)   (yes)   (no)    (never) (100)\n"
+    "\n"
+)
+MAIN_LIST_WIDTH = 80  # a list longer than this is rendered one item per continuation line
+MAIN_INDENT = "    "
+MASTER_INDENT = "  "
+
+WELL_KNOWN_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "lmtp": 24}
+
+_PARAM_NAME = re.compile(r"[a-z0-9_]+")
+_INSTANCE_NAME = re.compile(r"postfix-[A-Za-z0-9][A-Za-z0-9._-]*")
+_LOCAL_SERVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_SERVICE_PORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*")
+_WAKEUP = re.compile(r"(\d+)(\??)")
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+_UNSET: Any = object()
+
+
+class _Where:
+    """Where an error happened: filter, instance, entry.  Formats the message prefix."""
+
+    def __init__(self, filter_name: str, instance: Any = _UNSET, entry: str | None = None) -> None:
+        self.filter_name = filter_name
+        self.instance = instance
+        self.entry = entry
+
+    def at(self, entry: str | None) -> _Where:
+        return _Where(self.filter_name, self.instance, entry)
+
+    def error(self, message: str) -> AnsibleFilterError:
+        head = self.filter_name
+        if self.instance is not _UNSET:
+            head += f": instance {self.instance!r}"
+        if self.entry is not None:
+            head += f", {self.entry}" if self.instance is not _UNSET else f": {self.entry}"
+        return AnsibleFilterError(f"{head}: {message}")
+
+
+def _type_name(value: Any) -> str:
+    """The builtin type name of a value (Ansible 2.19 passes tagged subclasses of str, dict, list)."""
+    return next(t.__name__ for t in type(value).__mro__ if t.__module__ == "builtins")
+
+
+def _service_label(entry: Mapping[str, Any], index: int) -> str:
+    name, stype = entry.get("name"), entry.get("type")
+    if isinstance(name, str) and name and stype in SERVICE_TYPES:
+        return f"service '{name}/{stype}'"
+    if isinstance(name, str) and name:
+        return f"service '{name}' (item {index})"
+    return f"service item {index}"
+
+
+def _param_label(entry: Mapping[str, Any], index: int) -> str:
+    name = entry.get("name")
+    return f"parameter {name!r}" if isinstance(name, str) else f"parameter item {index}"
+
+
+# --------------------------------------------------------------------------------------------
+# Field checks (each returns the canonical value or raises)
+
+
+def _check_instance_name(where: _Where, name: Any) -> str:
+    if not isinstance(name, str) or not (name == "-" or _INSTANCE_NAME.fullmatch(name)):
+        raise where.at(None).error(
+            f"instance name must be '-' or 'postfix-<name>' (letters, digits, '.', '_', '-'), got {name!r}"
+        )
+    return name
+
+
+def _check_state(where: _Where, state: Any) -> str:
+    if state not in STATES:
+        raise where.error(f"state must be 'present' or 'absent', got {state!r}")
+    return str(state)
+
+
+def _check_flag(where: _Where, field: str, value: Any) -> str:
+    if value is True:
+        return "y"
+    if value is False:
+        return "n"
+    if value in ("y", "n", "-"):
+        return str(value)
+    raise where.error(f"{field} must be 'y', 'n', '-' or a boolean, got {value!r}")
+
+
+def _check_wakeup(where: _Where, value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        if value == DEFAULT_FIELD:
+            return value
+        match = _WAKEUP.fullmatch(value)
+        if match:
+            return value if match.group(2) else int(value)
+    raise where.error(f"wakeup must be an integer >= 0, an integer followed by '?', or '-', got {value!r}")
+
+
+def _check_maxproc(where: _Where, value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (value == DEFAULT_FIELD or value.isdigit()):
+        return value if value == DEFAULT_FIELD else int(value)
+    raise where.error(f"maxproc must be an integer or '-', got {value!r}")
+
+
+def _braces_balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _macro_error(text: str) -> str | None:
+    """What Postfix's macro parser would reject in a main.cf or -o value, or None."""
+    pos = 0
+    while True:
+        pos = text.find("$", pos)
+        if pos < 0:
+            return None
+        nxt = text[pos + 1 : pos + 2]
+        if nxt == "$" or (nxt and (nxt.isalnum() or nxt == "_") and nxt.isascii()):
+            pos += 2
+            continue
+        if nxt in ("{", "("):
+            close, depth, end = "}" if nxt == "{" else ")", 0, pos + 1
+            while end < len(text):
+                depth += {nxt: 1, close: -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+                end += 1
+            if end >= len(text) or end == pos + 2:
+                return f"macro reference at {text[pos:]!r} is not closed or has no name"
+            pos = end + 1
+            continue
+        return (
+            f"'$' must start a parameter reference ($name, ${{name}}, $(name)) or be doubled ('$$' is a "
+            f"literal '$'), got {text!r}"
+        )
+
+
+def _check_macros(where: _Where, field: str, text: str) -> None:
+    problem = _macro_error(text)
+    if problem:
+        raise where.error(f"{field}: {problem}")
+
+
+def _check_word(where: _Where, field: str, value: Any, *, allow_space: bool) -> str:
+    """A command word, argument or option value: a string (or number) on one line."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise where.error(f"{field} must be a string, got {_type_name(value)} {value!r}")
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise where.error(f"{field} must be on one line (no newline), got {text!r}")
+    if not allow_space and re.search(r"\s", text):
+        raise where.error(f"{field} must not contain whitespace, got {text!r}")
+    if text != text.strip():
+        raise where.error(f"{field} must not start or end with whitespace, got {text!r}")
+    if not _braces_balanced(text):
+        raise where.error(f"{field} must have balanced '{{' and '}}', got {text!r}")
+    return text
+
+
+def _check_service_name(where: _Where, name: Any, stype: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise where.error(f"name must be a non-empty string, got {name!r}")
+    if stype == "inet":
+        if _inet_endpoint(name) is None:
+            raise where.error(
+                "name of an inet service must be a port ('2525'), a service name ('smtp'), "
+                f"or 'host:port' ('127.0.0.1:10025', '[::1]:25'), got {name!r}"
+            )
+    elif not _LOCAL_SERVICE.fullmatch(name):
+        raise where.error(
+            f"name of a {stype} service must be letters, digits, '.', '_' and '-' "
+            f"(not starting with '.' or '-'), got {name!r}"
+        )
+    return name
+
+
+def _option_text(value: Any) -> str:
+    """The text of an option (-o) value: bools as yes/no, lists joined with ','."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(_option_text(item) for item in value)
+    return str(value)
+
+
+def _group_ok(text: str) -> bool:
+    """Postfix reads a word that starts with '{' as one {...} group: nothing may follow the group.
+
+    Words are split at whitespace and ',' outside braces (as Postfix splits list values); in a
+    `type:name` word the part after the first ':' is checked too (checked against postconf 3.7).
+    """
+    for word in _split_outside_braces(text, " \t,"):
+        checked = word
+        if not checked.startswith("{"):
+            parts = _split_outside_braces(word, ":", maxsplit=1)
+            checked = parts[1] if len(parts) > 1 else ""
+        if checked.startswith("{"):
+            depth = 0
+            for pos, char in enumerate(checked):
+                depth += {"{": 1, "}": -1}.get(char, 0)
+                if depth == 0:
+                    if pos != len(checked) - 1:
+                        return False
+                    break
+    return True
+
+
+def _split_outside_braces(text: str, separators: str, maxsplit: int = -1) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for pos, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0 and char in separators and maxsplit != 0:
+            parts.append(text[start:pos])
+            start = pos + 1
+            maxsplit -= 1
+    parts.append(text[start:])
+    return [part for part in parts if part]
+
+
+def _check_group(where: _Where, field: str, text: str) -> None:
+    if not _group_ok(text):
+        raise where.error(
+            f"{field}: a word that starts with '{{' must end with its matching '}}' "
+            f"(Postfix reads it as one {{...}} group), got {text!r}"
+        )
+
+
+def _check_options(where: _Where, options: Any) -> dict[str, Any]:
+    if not isinstance(options, Mapping):
+        raise where.error(f"options must be a mapping of parameter name to value, got {options!r}")
+    result: dict[str, Any] = {}
+    for key, value in options.items():
+        if not isinstance(key, str) or not _PARAM_NAME.fullmatch(key):
+            raise where.error(f"options: parameter name must match [a-z0-9_]+, got {key!r}")
+        field = f"options.{key}"
+        if value is None:
+            raise where.error(f"{field}: value is null (null only removes an option while merging layers)")
+        if isinstance(value, list | tuple):
+            items = []
+            for pos, item in enumerate(value):
+                if isinstance(item, list | tuple | Mapping) or item is None:
+                    raise where.error(f"{field}[{pos}] must be a string, number or boolean, got {item!r}")
+                text = _check_word(where, f"{field}[{pos}]", _option_text(item), allow_space=True)
+                _check_macros(where, f"{field}[{pos}]", text)
+                _check_group(where, f"{field}[{pos}]", text)
+                if not text:
+                    raise where.error(f"{field}[{pos}] must not be empty")
+                items.append(item)
+            _check_group(where, field, _option_text(items))
+            result[key] = list(items)
+            continue
+        if isinstance(value, Mapping | float):
+            raise where.error(f"{field} must be a string, integer, boolean or list, got {value!r}")
+        text = _check_word(where, field, _option_text(value), allow_space=True)
+        _check_macros(where, field, text)
+        _check_group(where, field, text)
+        if text == "":
+            raise where.error(
+                f"{field}: value must not be empty (write [] for an explicitly empty value, "
+                "or null to drop the override)"
+            )
+        result[key] = value
+    return result
+
+
+def _check_args(where: _Where, args: Any) -> list[str]:
+    if isinstance(args, str) or not isinstance(args, list | tuple):
+        raise where.error(f"args must be a list of strings, got {args!r}")
+    result = [_check_word(where, f"args[{pos}]", arg, allow_space=True) for pos, arg in enumerate(args)]
+    for pos, arg in enumerate(result):
+        if arg == "":
+            raise where.error(f"args[{pos}] must not be empty")
+    # Postfix reads `-o` as an override up to the first argument that does not start with '-'.
+    for pos, arg in enumerate(result):
+        if not arg.startswith("-"):
+            break
+        if arg == "-o":
+            raise where.error(f"args[{pos}]: '-o' here would be read as an override; use options instead")
+    if result and result[0].startswith("#"):
+        raise where.error(f"args[0] must not start with '#' (the line would be a comment), got {result[0]!r}")
+    return result
+
+
+def _check_comment(where: _Where, comment: Any) -> str:
+    if comment is None:
+        return ""
+    if not isinstance(comment, str):
+        raise where.error(f"comment must be a string, got {comment!r}")
+    if "\r" in comment:
+        raise where.error(f"comment must not contain carriage returns, got {comment!r}")
+    return "\n".join(line.rstrip() for line in comment.rstrip().split("\n"))
+
+
+def _normalize_service(where: _Where, entry: Any, index: int) -> Service:
+    """Check one complete service and return its canonical form (without state)."""
+    if not isinstance(entry, Mapping):
+        raise where.at(f"service item {index}").error(f"a service must be a mapping, got {entry!r}")
+    here = where.at(_service_label(entry, index))
+    unknown = sorted(str(key) for key in entry if key not in SERVICE_FIELDS)
+    if unknown:
+        raise here.error(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(SERVICE_FIELDS)}")
+    stype = entry.get("type")
+    if stype not in SERVICE_TYPES:
+        raise here.error(f"type must be one of {'|'.join(SERVICE_TYPES)}, got {stype!r}")
+    name = _check_service_name(here, entry.get("name"), stype)
+    _check_state(here, entry.get("state", "present"))
+    command = entry.get("command")
+    if command is None:
+        raise here.error("command is required (the program in Postfix's daemon directory, e.g. 'smtpd')")
+    command = _check_word(here, "command", command, allow_space=False)
+    if not command or command.startswith(("{", "-")):
+        raise here.error(f"command must be a program name, got {command!r}")
+    return {
+        "name": name,
+        "type": stype,
+        "private": _check_flag(here, "private", entry.get("private", DEFAULT_FIELD)),
+        "unpriv": _check_flag(here, "unpriv", entry.get("unpriv", DEFAULT_FIELD)),
+        "chroot": _check_flag(here, "chroot", entry.get("chroot", DEFAULT_FIELD)),
+        "wakeup": _check_wakeup(here, entry.get("wakeup", DEFAULT_FIELD)),
+        "maxproc": _check_maxproc(here, entry.get("maxproc", DEFAULT_FIELD)),
+        "command": command,
+        "args": _check_args(here, entry.get("args") if entry.get("args") is not None else []),
+        "options": _check_options(here, entry.get("options") if entry.get("options") is not None else {}),
+        "comment": _check_comment(here, entry.get("comment")),
+    }
+
+
+def _normalize_services(where: _Where, services: Any) -> list[Service]:
+    if services is None:
+        return []
+    if isinstance(services, str | Mapping) or not isinstance(services, Sequence):
+        raise where.error(f"services must be a list of service mappings, got {_type_name(services)}")
+    result: list[Service] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(services):
+        if isinstance(entry, Mapping) and entry.get("state", "present") == "absent":
+            here = where.at(_service_label(entry, index))  # an absent entry needs only its key
+            if not isinstance(entry.get("name"), str) or not entry.get("name"):
+                raise here.error(f"name must be a non-empty string, got {entry.get('name')!r}")
+            if entry.get("type") not in SERVICE_TYPES:
+                raise here.error(f"type must be one of {'|'.join(SERVICE_TYPES)}, got {entry.get('type')!r}")
+            continue
+        service = _normalize_service(where, entry, index)
+        key = (service["name"], service["type"])
+        if key in seen:
+            raise where.at(f"service '{key[0]}/{key[1]}'").error(
+                f"service/type pair is defined twice (items {seen[key]} and {index}); "
+                "service/type pairs must be unique"
+            )
+        seen[key] = index
+        result.append(service)
+    return result
+
+
+def _main_value_text(value: Any) -> str:
+    """main.cf value as one line: bools as yes/no, lists joined with ', '."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_main_value_text(item) for item in value)
+    return str(value)
+
+
+def _check_param_value(where: _Where, value: Any) -> Any:
+    if value is None:
+        raise where.error("value is null; give a value, or state: absent to remove the parameter")
+    if isinstance(value, list | tuple):
+        for pos, item in enumerate(value):
+            if item is None or isinstance(item, list | tuple | Mapping | float):
+                raise where.error(f"value[{pos}] must be a string, integer or boolean, got {item!r}")
+            text = _main_value_text(item)
+            if not text or "\n" in text or "\r" in text or text != text.strip():
+                raise where.error(
+                    f"value[{pos}] must be non-empty, on one line, without leading or trailing "
+                    f"whitespace, got {text!r}"
+                )
+            _check_macros(where, f"value[{pos}]", text)
+            _check_group(where, f"value[{pos}]", text)
+        return list(value)
+    if isinstance(value, Mapping | float) or not isinstance(value, str | int):
+        raise where.error(f"value must be a string, integer, boolean or list, got {value!r}")
+    text = _main_value_text(value)
+    if "\n" in text or "\r" in text:
+        raise where.error(f"value must be on one line (no newline), got {text!r}")
+    if text != text.strip():
+        raise where.error(f"value must not start or end with whitespace, got {text!r}")
+    _check_macros(where, "value", text)
+    _check_group(where, "value", text)
+    return value
+
+
+def _normalize_param(where: _Where, entry: Any, index: int) -> Param:
+    if not isinstance(entry, Mapping):
+        raise where.at(f"parameter item {index}").error(f"a parameter must be a mapping, got {entry!r}")
+    here = where.at(_param_label(entry, index))
+    unknown = sorted(str(key) for key in entry if key not in PARAM_FIELDS)
+    if unknown:
+        raise here.error(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(PARAM_FIELDS)}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+        raise here.error(f"name must match [a-z0-9_]+, got {name!r}")
+    _check_state(here, entry.get("state", "present"))
+    if "value" not in entry:
+        raise here.error("value is required")
+    return {
+        "name": name,
+        "value": _check_param_value(here, entry["value"]),
+        "comment": _check_comment(here, entry.get("comment")),
+    }
+
+
+def _normalize_params(where: _Where, params: Any) -> list[Param]:
+    if params is None:
+        return []
+    if isinstance(params, str | Mapping) or not isinstance(params, Sequence):
+        raise where.error(f"parameters must be a list of parameter mappings, got {_type_name(params)}")
+    result: list[Param] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(params):
+        param = _normalize_param(where, entry, index)
+        if entry.get("state", "present") == "absent":
+            continue
+        if param["name"] in seen:
+            raise where.at(f"parameter {param['name']!r}").error(
+                f"parameter is defined twice (items {seen[param['name']]} and {index}); names must be unique"
+            )
+        seen[param["name"]] = index
+        result.append(param)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Merging
+
+
+def _layers(where: _Where, layers: Any) -> list[list[Any]]:
+    if layers is None:
+        return []
+    if isinstance(layers, str | Mapping) or not isinstance(layers, Sequence):
+        raise where.error(f"layers must be a list of lists, got {_type_name(layers)}")
+    result = []
+    for pos, layer in enumerate(layers):
+        if layer is None:
+            continue
+        if isinstance(layer, str | Mapping) or not isinstance(layer, Sequence):
+            raise where.error(f"layer {pos} must be a list (or null), got {_type_name(layer)}")
+        result.append(list(layer))
+    return result
+
+
+def _merge_by_key(
+    where: _Where,
+    layers: Any,
+    key_of: Any,
+    merge_entry: Any,
+) -> list[dict[str, Any]]:
+    """Merge lists of mappings by key.  Absent entries keep their slot but start afresh."""
+    merged: dict[Any, dict[str, Any] | None] = {}
+    for layer_pos, layer in enumerate(_layers(where, layers)):
+        for index, entry in enumerate(layer):
+            key = key_of(where, entry, layer_pos, index)
+            label = f"layer {layer_pos} item {index}"
+            state = entry.get("state", "present")
+            if state not in STATES:
+                raise where.at(key[1]).error(f"state must be 'present' or 'absent', got {state!r} ({label})")
+            if state == "absent":
+                merged[key[0]] = None
+                continue
+            current = merged.get(key[0])
+            merged[key[0]] = merge_entry(current or {}, entry)
+    return [entry for entry in merged.values() if entry is not None]
+
+
+def _service_key(where: _Where, entry: Any, layer: int, index: int) -> tuple[tuple[str, str], str]:
+    if not isinstance(entry, Mapping):
+        raise where.at(f"service (layer {layer} item {index})").error(
+            f"a service must be a mapping, got {entry!r}"
+        )
+    name, stype = entry.get("name"), entry.get("type")
+    if not isinstance(name, str) or not name:
+        raise where.at(f"service (layer {layer} item {index})").error(
+            f"name is required to merge services (key: name and type), got {name!r}"
+        )
+    if stype not in SERVICE_TYPES:
+        raise where.at(f"service '{name}' (layer {layer} item {index})").error(
+            f"type must be one of {'|'.join(SERVICE_TYPES)}, got {stype!r}"
+        )
+    return (name, stype), f"service '{name}/{stype}'"
+
+
+def _merge_service(current: dict[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(current)
+    for field, value in entry.items():
+        if field == "options" and isinstance(value, Mapping) and isinstance(result.get("options"), Mapping):
+            options = dict(result["options"])
+            for opt, opt_value in value.items():
+                if opt_value is None:
+                    options.pop(opt, None)
+                else:
+                    options[opt] = opt_value
+            result["options"] = options
+        elif field == "options" and isinstance(value, Mapping):
+            result["options"] = {opt: val for opt, val in value.items() if val is not None}
+        else:
+            result[field] = value
+    result.pop("state", None)
+    return result
+
+
+def _param_key(where: _Where, entry: Any, layer: int, index: int) -> tuple[str, str]:
+    if not isinstance(entry, Mapping):
+        raise where.at(f"parameter (layer {layer} item {index})").error(
+            f"a parameter must be a mapping, got {entry!r}"
+        )
+    name = entry.get("name")
+    if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+        raise where.at(f"parameter (layer {layer} item {index})").error(
+            f"name must match [a-z0-9_]+, got {name!r}"
+        )
+    return name, f"parameter {name!r}"
+
+
+def _merge_param(current: dict[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(current)
+    result.update(entry)
+    result.pop("state", None)
+    return result
+
+
+def _merge_services(where: _Where, layers: Any) -> list[Service]:
+    return _normalize_services(where, _merge_by_key(where, layers, _service_key, _merge_service))
+
+
+def _merge_params(where: _Where, layers: Any) -> list[Param]:
+    for layer_pos, layer in enumerate(_layers(where, layers)):
+        for index, entry in enumerate(layer):
+            _name, label = _param_key(where, entry, layer_pos, index)
+            if entry.get("state", "present") != "absent" and "value" in entry and entry["value"] is None:
+                raise where.at(label).error(
+                    f"value is null (layer {layer_pos}); "
+                    "give a value, or state: absent to remove the parameter"
+                )
+    return _normalize_params(where, _merge_by_key(where, layers, _param_key, _merge_param))
+
+
+def postfix_merge_services(layers: Any, instance: str = "-") -> list[Service]:
+    """Merge layers of master.cf services by (name, type); return canonical present services."""
+    where = _Where("postfix_merge_services", instance)
+    _check_instance_name(where, instance)
+    return _merge_services(where, layers)
+
+
+def postfix_merge_params(layers: Any, instance: str = "-") -> list[Param]:
+    """Merge layers of main.cf parameters by name; return canonical present parameters."""
+    where = _Where("postfix_merge_params", instance)
+    _check_instance_name(where, instance)
+    return _merge_params(where, layers)
+
+
+def postfix_merge_instances(layers: Any, profiles: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Merge layers of instance definitions by name (see postfix_merge_instances.yml)."""
+    where = _Where("postfix_merge_instances")
+    if profiles is not None and not isinstance(profiles, Mapping):
+        raise where.error(
+            f"profiles must be a mapping of profile name to {{maincf, mastercf}}, got {profiles!r}"
+        )
+    instances: dict[str, dict[str, Any]] = {}
+    pieces: dict[str, dict[str, list[Any]]] = {}
+    for layer_pos, layer in enumerate(_layers(where, layers)):
+        for index, entry in enumerate(layer):
+            if not isinstance(entry, Mapping):
+                raise where.error(
+                    f"layer {layer_pos} item {index}: an instance must be a mapping, got {entry!r}"
+                )
+            name = _check_instance_name(where, entry.get("name"))
+            here = _Where(where.filter_name, name)
+            state = _check_state(here, entry.get("state", "present"))
+            for field in INSTANCE_LIST_FIELDS:
+                value = entry.get(field)
+                if value is not None and (
+                    isinstance(value, str | Mapping) or not isinstance(value, Sequence)
+                ):
+                    raise here.error(
+                        f"{field} must be a list (layer {layer_pos}), got {_type_name(value)}"
+                    )
+            if state == "absent" or name not in instances or instances[name].get("state") == "absent":
+                instances[name] = {"name": name}
+                pieces[name] = {field: [] for field in INSTANCE_LIST_FIELDS}
+            for field, value in entry.items():
+                if field in INSTANCE_LIST_FIELDS:
+                    pieces[name][field].append(value)
+                elif field != "name":
+                    instances[name][field] = value
+            instances[name]["state"] = state
+    result = []
+    for name, instance in instances.items():
+        out = dict(instance)
+        if out["state"] == "absent":
+            out["maincf"], out["mastercf"] = [], []
+            result.append(out)
+            continue
+        maincf_layers, mastercf_layers = pieces[name]["maincf"], pieces[name]["mastercf"]
+        profile = out.get("profile")
+        if profiles is not None and profile is not None:
+            if profile not in profiles:
+                raise _Where(where.filter_name, name).error(
+                    f"profile {profile!r} is not defined; expected one of {', '.join(sorted(profiles))}"
+                )
+            data = profiles[profile] or {}
+            maincf_layers = [*maincf_layers[:1], data.get("maincf"), *maincf_layers[1:]]
+            mastercf_layers = [*mastercf_layers[:1], data.get("mastercf"), *mastercf_layers[1:]]
+        here = _Where(where.filter_name, name)
+        out["maincf"] = _merge_params(here, maincf_layers)
+        out["mastercf"] = _merge_services(here, mastercf_layers)
+        result.append(out)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+
+
+def postfix_check_services(services: Any, instance: str = "-") -> Any:
+    """Check an instance's services; return them unchanged or raise AnsibleFilterError."""
+    where = _Where("postfix_check_services", instance)
+    _check_instance_name(where, instance)
+    _normalize_services(where, services)
+    return services
+
+
+def _inet_endpoint(name: str) -> tuple[str, str] | None:
+    """Split an inet service name into (host, port); host '*' means all addresses."""
+    host, port = "*", name
+    if name.startswith("["):
+        end = name.find("]:")
+        if end < 0:
+            return None
+        host, port = name[1:end], name[end + 2 :]
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            return None
+        host = f"[{host}]"
+    elif ":" in name:
+        host, port = name.rsplit(":", 1)
+        if host != "*":
+            try:
+                host = str(ipaddress.IPv4Address(host))
+            except ValueError:
+                if not _HOSTNAME.fullmatch(host) or host.replace(".", "").isdigit():
+                    return None
+                host = host.lower()
+    if port.isdigit():
+        if not 0 < int(port) < 65536:
+            return None
+        port = str(int(port))
+    elif _SERVICE_PORT_NAME.fullmatch(port):
+        port = str(WELL_KNOWN_PORTS.get(port, port))
+    else:
+        return None
+    return host, port
+
+
+def _interfaces(where: _Where, instance: Mapping[str, Any]) -> list[str]:
+    value = instance.get("inet_interfaces")
+    if value is None:
+        for param in instance.get("maincf") or []:
+            if isinstance(param, Mapping) and param.get("name") == "inet_interfaces":
+                value = param.get("value")
+    if value is None:
+        return ["*"]
+    items = value if isinstance(value, list | tuple) else re.split(r"[\s,]+", str(value).strip())
+    hosts: list[str] = []
+    for item in items:
+        text = str(item).strip().lower()
+        if text in ("all", ""):
+            return ["*"]
+        if text == "loopback-only":
+            hosts += ["127.0.0.1", "[::1]"]
+            continue
+        try:
+            address = ipaddress.ip_address(text.strip("[]"))
+        except ValueError:
+            hosts.append(text)
+            continue
+        hosts.append(f"[{address}]" if address.version == 6 else str(address))
+    if not hosts:
+        raise where.error(f"inet_interfaces is empty: {value!r}")
+    return hosts
+
+
+def postfix_check_instances(instances: Any) -> Any:
+    """Raise when two inet services (same or different instances) listen on the same endpoint."""
+    where = _Where("postfix_check_instances")
+    if isinstance(instances, str | Mapping) or not isinstance(instances, Sequence):
+        raise where.error(f"instances must be a list of instance mappings, got {_type_name(instances)}")
+    listeners: list[tuple[str, str, str, str]] = []  # (host, port, instance, service label)
+    names: set[str] = set()
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, Mapping):
+            raise where.error(f"item {index}: an instance must be a mapping, got {instance!r}")
+        name = _check_instance_name(where, instance.get("name"))
+        here = _Where(where.filter_name, name)
+        if name in names:
+            raise here.error("instance is defined twice; instance names must be unique")
+        names.add(name)
+        if instance.get("state", "present") == "absent":
+            continue
+        services = instance.get("services", instance.get("mastercf"))
+        for service in _normalize_services(here, services):
+            if service["type"] != "inet":
+                continue
+            label = f"{service['name']}/inet"
+            host, port = _inet_endpoint(service["name"]) or ("*", service["name"])
+            hosts = _interfaces(here, instance) if host == "*" else [host]
+            for one_host in hosts:
+                for other_host, other_port, other_inst, other_label in listeners:
+                    if port == other_port and (one_host == other_host or "*" in (one_host, other_host)):
+                        shown = "all addresses" if one_host == "*" else one_host
+                        other_shown = "all addresses" if other_host == "*" else other_host
+                        raise here.at(f"service {label!r}").error(
+                            f"listens on {shown} port {port}, which instance {other_inst!r}, "
+                            f"service {other_label!r} already uses ({other_shown} port {other_port}); "
+                            "each inet endpoint must be used once"
+                        )
+            listeners.extend((one_host, port, name, label) for one_host in hosts)
+    return instances
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _brace(text: str) -> str:
+    """A command argument as master.cf needs it: { ... } when it has whitespace or starts with '{'."""
+    return f"{{ {text} }}" if re.search(r"\s", text) or text.startswith("{") else text
+
+
+def _comment_lines(comment: str) -> list[str]:
+    return [f"# {line}".rstrip() if line.strip() else "#" for line in comment.split("\n")]
+
+
+def _master_line(service: Service) -> str:
+    fields = [
+        service["name"],
+        service["type"],
+        service["private"],
+        service["unpriv"],
+        service["chroot"],
+        str(service["wakeup"]),
+        str(service["maxproc"]),
+        service["command"],
+    ]
+    line = ""
+    for column, field in zip(MASTER_COLUMNS, fields, strict=True):
+        if line:
+            line += " " * max(1, column - len(line))
+        line += field
+    return line
+
+
+def _render_master(services: list[Service]) -> str:
+    out = [MASTER_HEADER]
+    for service in services:
+        lines = []
+        if service["comment"]:
+            lines.extend(_comment_lines(service["comment"]))
+        lines.append(_master_line(service))
+        for key, value in service["options"].items():
+            text = _option_text(value)
+            if re.search(r"\s", text) or text.startswith("{"):
+                lines.append(f"{MASTER_INDENT}-o {{ {key} = {text} }}")
+            else:
+                lines.append(f"{MASTER_INDENT}-o {key}={text}")
+        if service["args"]:
+            lines.append(MASTER_INDENT + " ".join(_brace(arg) for arg in service["args"]))
+        out.append("\n".join(lines) + "\n")
+    return "".join(out)
+
+
+def postfix_master_cf(services: Any, instance: str = "-") -> str:
+    """Render master.cf (body, without the ansible_managed header) from a list of services."""
+    where = _Where("postfix_master_cf", instance)
+    _check_instance_name(where, instance)
+    return _render_master(_normalize_services(where, services))
+
+
+def postfix_main_cf(params: Any, instance: str = "-") -> str:
+    """Render main.cf (body, without the ansible_managed header) from a list of parameters."""
+    where = _Where("postfix_main_cf", instance)
+    _check_instance_name(where, instance)
+    out: list[str] = []
+    for param in _normalize_params(where, params):
+        lines = []
+        if param["comment"]:
+            if out:
+                lines.append("")
+            lines.extend(_comment_lines(param["comment"]))
+        value = param["value"]
+        single = f"{param['name']} = {_main_value_text(value)}".rstrip()
+        items = [_main_value_text(item) for item in value] if isinstance(value, list) else []
+        # One item per continuation line, unless an item starts with '#' (that line would be a comment).
+        if len(items) > 1 and len(single) > MAIN_LIST_WIDTH and not any(i.startswith("#") for i in items):
+            lines.append(f"{param['name']} =")
+            lines.extend(f"{MAIN_INDENT}{item}," for item in items[:-1])
+            lines.append(f"{MAIN_INDENT}{items[-1]}")
+        else:
+            lines.append(single)
+        out.append("\n".join(lines) + "\n")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _logical_lines(text: str) -> Iterable[tuple[list[str], str]]:
+    """Postfix's readlline: yield (comment lines just before the entry, logical line)."""
+    comments: list[str] = []
+    current: str | None = None
+    current_comments: list[str] = []
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not stripped:
+            comments = []
+            continue
+        if stripped.startswith("#"):
+            comments.append(stripped[1:].removeprefix(" "))
+            continue
+        if raw[0].isspace():
+            if current is None:
+                raise AnsibleFilterError(
+                    f"postfix_parse_master_cf: continuation line without an entry before it: {raw!r}"
+                )
+            current += " " + stripped
+            comments = []
+            continue
+        if current is not None:
+            yield current_comments, current
+        current, current_comments, comments = stripped, comments, []
+    if current is not None:
+        yield current_comments, current
+
+
+def _tokens(line: str) -> list[str]:
+    """Split on whitespace outside braces, like Postfix's mystrtokq()."""
+    tokens: list[str] = []
+    depth, token = 0, ""
+    for char in line:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth = max(0, depth - 1)
+        if char.isspace() and depth == 0:
+            if token:
+                tokens.append(token)
+            token = ""
+        else:
+            token += char
+    if token:
+        tokens.append(token)
+    return tokens
+
+
+def _unbrace(token: str) -> str:
+    if token.startswith("{") and token.endswith("}"):
+        return token[1:-1].strip()
+    return token
+
+
+def _parsed_value(text: str) -> Any:
+    return [] if text == "" else text
+
+
+def postfix_parse_master_cf(text: str, keep_comments: bool = False) -> list[Service]:
+    """Parse master.cf text into canonical services (inverse of postfix_master_cf)."""
+    where = _Where("postfix_parse_master_cf")
+    if not isinstance(text, str):
+        raise where.error(f"input must be the text of a master.cf file, got {_type_name(text)}")
+    raw: list[dict[str, Any]] = []
+    for comments, line in _logical_lines(text):
+        tokens = _tokens(line)
+        if len(tokens) < 8:
+            raise where.error(
+                f"an entry needs 8 fields (service type private unpriv chroot wakeup maxproc "
+                f"command), got {len(tokens)} in {line!r}"
+            )
+        name, stype, private, unpriv, chroot, wakeup, maxproc, command = tokens[:8]
+        rest = tokens[8:]
+        options: dict[str, Any] = {}
+        pos = 0
+        while pos < len(rest) and rest[pos].startswith("-"):
+            if rest[pos] == "-o" and pos + 1 < len(rest):
+                setting = _unbrace(rest[pos + 1])
+                if "=" not in setting:
+                    raise where.at(f"service '{name}/{stype}'").error(
+                        f"override must be name=value, got {rest[pos + 1]!r}"
+                    )
+                key, value = setting.split("=", 1)
+                options[key.strip()] = _parsed_value(value.strip())
+                pos += 2
+                continue
+            break
+        args = [_unbrace(token) for token in rest[pos:]]
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": stype,
+            "private": private,
+            "unpriv": unpriv,
+            "chroot": chroot,
+            "wakeup": wakeup,
+            "maxproc": maxproc,
+            "command": command,
+            "args": args,
+            "options": options,
+        }
+        if keep_comments and comments:
+            entry["comment"] = "\n".join(comments)
+        raw.append(entry)
+    return _normalize_services(where, raw)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class FilterModule:
+    """Postfix configuration filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "postfix_merge_services": postfix_merge_services,
+            "postfix_merge_params": postfix_merge_params,
+            "postfix_merge_instances": postfix_merge_instances,
+            "postfix_check_services": postfix_check_services,
+            "postfix_check_instances": postfix_check_instances,
+            "postfix_master_cf": postfix_master_cf,
+            "postfix_main_cf": postfix_main_cf,
+            "postfix_parse_master_cf": postfix_parse_master_cf,
+        }
