@@ -29,9 +29,8 @@ def test_nothing_else_resolves(host, name):
 def test_mail_to_a_remote_domain_is_stored_by_the_internet_host(host):
     internet = host.get_host("ansible://labsvc-internet", ansible_inventory=host.backend.ansible_inventory)
     token = uuid.uuid4().hex
-    host.run_test(
-        f"printf 'Subject: probe {token}\\n\\nhello\\n' | /usr/sbin/sendmail -f probe@labsvc.test bob@remote-b.test"
-    )
+    message = f"Subject: probe {token}\\n\\nhello\\n"
+    host.run_test(f"printf '{message}' | /usr/sbin/sendmail -f probe@labsvc.test bob@remote-b.test")
     found = ""
     for _ in range(30):
         found = internet.run(f"grep -l 'probe {token}' -r /var/mail/internet/remote-b.test/new").stdout
