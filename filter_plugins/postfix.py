@@ -67,7 +67,7 @@ MASTER_INDENT = "  "
 
 WELL_KNOWN_PORTS = {"smtp": 25, "submission": 587, "submissions": 465, "smtps": 465, "lmtp": 24}
 
-_PARAM_NAME = re.compile(r"[a-z0-9_]+")
+_PARAM_NAME = re.compile(r"[A-Za-z0-9_]+")
 _INSTANCE_NAME = re.compile(r"postfix-[A-Za-z0-9][A-Za-z0-9._-]*")
 _LOCAL_SERVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _SERVICE_PORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -305,7 +305,7 @@ def _check_options(where: _Where, options: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in options.items():
         if not isinstance(key, str) or not _PARAM_NAME.fullmatch(key):
-            raise where.error(f"options: parameter name must match [a-z0-9_]+, got {key!r}")
+            raise where.error(f"options: parameter name must match [A-Za-z0-9_]+, got {key!r}")
         field = f"options.{key}"
         if value is None:
             raise where.error(f"{field}: value is null (null only removes an option while merging layers)")
@@ -472,7 +472,7 @@ def _normalize_param(where: _Where, entry: Any, index: int) -> Param:
         raise here.error(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(PARAM_FIELDS)}")
     name = entry.get("name")
     if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
-        raise here.error(f"name must match [a-z0-9_]+, got {name!r}")
+        raise here.error(f"name must match [A-Za-z0-9_]+, got {name!r}")
     _check_state(here, entry.get("state", "present"))
     if "value" not in entry:
         raise here.error("value is required")
@@ -589,7 +589,7 @@ def _param_key(where: _Where, entry: Any, layer: int, index: int) -> tuple[str, 
     name = entry.get("name")
     if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
         raise where.at(f"parameter (layer {layer} item {index})").error(
-            f"name must match [a-z0-9_]+, got {name!r}"
+            f"name must match [A-Za-z0-9_]+, got {name!r}"
         )
     return name, f"parameter {name!r}"
 

@@ -257,7 +257,7 @@ P = "postfix_master_cf: instance 'postfix-out', service 'foo/unix': "
         ),
         (
             {"options": {"Bad-Name": "x"}},
-            "service 'foo/unix': options: parameter name must match [a-z0-9_]+, got 'Bad-Name'",
+            "service 'foo/unix': options: parameter name must match [A-Za-z0-9_]+, got 'Bad-Name'",
         ),
         (
             {"options": {"content_filter": ""}},
@@ -529,6 +529,12 @@ def test_main_cf_value_types(pf: ModuleType) -> None:
     ]
 
 
+def test_main_cf_mixed_case_parameter_names(pf: ModuleType) -> None:
+    # Postfix has upper-case letters in a few names (smtpd_tls_CAfile, smtp_tls_CApath).
+    params = [{"name": "smtp_tls_CApath", "value": "/etc/ssl/certs"}]
+    assert pf.postfix_main_cf(params, "-").splitlines() == ["smtp_tls_CApath = /etc/ssl/certs"]
+
+
 def test_main_cf_long_list_one_item_per_line(pf: ModuleType) -> None:
     items = [
         "permit_mynetworks",
@@ -558,8 +564,8 @@ def test_main_cf_comments(pf: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ({"name": "Bad", "value": 1}, "parameter 'Bad': name must match [a-z0-9_]+, got 'Bad'"),
-        ({"value": 1}, "parameter item 0: name must match [a-z0-9_]+, got None"),
+        ({"name": "Bad-name", "value": 1}, "parameter 'Bad-name': name must match [A-Za-z0-9_]+, got 'Bad-name'"),
+        ({"value": 1}, "parameter item 0: name must match [A-Za-z0-9_]+, got None"),
         ({"name": "a"}, "parameter 'a': value is required"),
         (
             {"name": "a", "value": None},
@@ -652,7 +658,7 @@ def test_merge_params_absent_with_null_value_is_fine(pf: ModuleType) -> None:
         ([[{"name": "a", "comment": "x"}]], "parameter 'a': value is required"),
         (
             [[{"name": "A-b", "value": 1}]],
-            "parameter (layer 0 item 0): name must match [a-z0-9_]+, got 'A-b'",
+            "parameter (layer 0 item 0): name must match [A-Za-z0-9_]+, got 'A-b'",
         ),
         ([["a"]], "parameter (layer 0 item 0): a parameter must be a mapping, got 'a'"),
         (
