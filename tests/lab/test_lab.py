@@ -4,6 +4,7 @@ They talk to the lab's own containers only, through docker exec (testinfra's doc
 """
 
 import json
+import shlex
 import subprocess
 import time
 import uuid
@@ -77,3 +78,30 @@ def test_internet_stores_mail_sent_by_another_lab_host():
         time.sleep(0.5)
     assert hit, "the message was not stored"
     assert "Delivered-To: carol@remote-a.test" in internet.file(hit[0]).content_string
+
+
+def test_postfix_out_spreads_mail_over_every_relay():
+    """Mailman's way out: postfix-out on the back-end -> the relays -> the internet host."""
+    backend = lab_host(group("mailman_core")[0])
+    internet = lab_host(group("lab_internet")[0])
+    token = uuid.uuid4().hex[:12]
+    count = 24
+    script = (
+        "import smtplib; s = smtplib.SMTP('127.0.0.1', 10025)\n"
+        f"for i in range({count}):\n"
+        f"    s.sendmail('list@lists.mailstack.test', [f'{token}-{{i}}@remote-b.test'],"
+        f" b'Subject: {token}\\\\r\\\\n\\\\r\\\\nhi\\\\r\\\\n')\n"
+        "s.quit()\n"
+    )
+    backend.run_test(f"python3 -c {shlex.quote(script)}")
+    find = f"grep -rl 'Subject: {token}' /var/mail/internet/remote-b.test/new"
+    stored: list[str] = []
+    for _ in range(60):
+        stored = internet.run(find).stdout.split()
+        if len(stored) >= count:
+            break
+        time.sleep(0.5)
+    assert len(stored) == count
+    received = internet.check_output(f"grep -h '^Received: from relay' $({find})")
+    used = {relay for relay in group("relays") if f"from {relay} " in received}
+    assert used == set(group("relays")), f"relays used: {sorted(used)}"
