@@ -70,7 +70,7 @@ def test_internet_stores_mail_sent_by_another_lab_host():
         "s.sendmail('probe@mx1.lab.mailstack.test', ['carol@remote-a.test'], "
         f"b'Subject: {token}\\r\\n\\r\\nhi\\r\\n'); s.quit()"
     )
-    sender.run_test(f'python3 -c "{script}"')
+    sender.run_expect([0], f'python3 -c "{script}"')
     for _ in range(20):
         hit = internet.run(f"grep -rl {token} /var/mail/internet/remote-a.test/new").stdout.split()
         if hit:
@@ -93,7 +93,7 @@ def test_postfix_out_spreads_mail_over_every_relay():
         f" b'Subject: {token}\\\\r\\\\n\\\\r\\\\nhi\\\\r\\\\n')\n"
         "s.quit()\n"
     )
-    backend.run_test(f"python3 -c {shlex.quote(script)}")
+    backend.run_expect([0], f"python3 -c {shlex.quote(script)}")
     find = f"grep -rl 'Subject: {token}' /var/mail/internet/remote-b.test/new"
     stored: list[str] = []
     for _ in range(60):

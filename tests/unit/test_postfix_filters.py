@@ -564,7 +564,10 @@ def test_main_cf_comments(pf: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ({"name": "Bad-name", "value": 1}, "parameter 'Bad-name': name must match [A-Za-z0-9_]+, got 'Bad-name'"),
+        (
+            {"name": "Bad-name", "value": 1},
+            "parameter 'Bad-name': name must match [A-Za-z0-9_]+, got 'Bad-name'",
+        ),
         ({"value": 1}, "parameter item 0: name must match [A-Za-z0-9_]+, got None"),
         ({"name": "a"}, "parameter 'a': value is required"),
         (
