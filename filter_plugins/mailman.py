@@ -1,0 +1,94 @@
+"""Filters of the mailman_core role: runner counts and layered list/domain data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+DOCUMENTATION = r"""
+name: mailman_runners
+short_description: Validate Mailman runner counts (powers of two) and return them as a dict
+description:
+  - Mailman splits a queue among its runner instances by hash slices, so a runner's `instances`
+    must be a power of two. Returns {runner: count} with the `out` count merged in.
+  - C(mailman_merge_by_name) merges layers of domains or lists by C(name), later layers win per key.
+"""
+
+EXAMPLES = r"""
+runners: "{{ mailman_core__out_runners | mailman_runners(mailman_core__runner_instances) }}"
+lists: "{{ [mailman_core__lists, mailman_core__group_lists] | mailman_merge_by_name('lists') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: mailman_runners gives {name: count}; mailman_merge_by_name gives a list of dicts.
+  type: raw
+"""
+
+RUNNERS = ("archive", "bad", "bounces", "command", "digest", "in", "lmtp", "nntp", "out",
+           "pipeline", "rest", "retry", "shunt", "task", "virgin")
+
+
+def _power_of_two(name: str, value: Any) -> int:
+    not_integer = AnsibleFilterError(
+        f"mailman_runners: runner '{name}': instances must be an integer, got {value!r}")
+    if isinstance(value, bool):
+        raise not_integer
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise not_integer from None
+    if str(count) != str(value).strip():
+        raise not_integer
+    if count < 1 or count & (count - 1):
+        raise AnsibleFilterError(
+            f"mailman_runners: runner '{name}': instances must be a power of two (1, 2, 4, 8, ...), "
+            f"got {count}")
+    return count
+
+
+def mailman_runners(out_runners: Any, extra: dict[str, Any] | None = None) -> dict[str, int]:
+    """Return {runner: instances}, `out` first, every count checked to be a power of two."""
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise AnsibleFilterError(
+            f"mailman_runners: runner instances must be a dict, got {type(extra).__name__}")
+    result = {"out": _power_of_two("out", out_runners)}
+    for name, value in extra.items():
+        if name not in RUNNERS:
+            raise AnsibleFilterError(
+                f"mailman_runners: unknown runner '{name}' (known: {', '.join(RUNNERS)})")
+        if name == "out":
+            raise AnsibleFilterError("mailman_runners: set the out runners with mailman_core__out_runners")
+        result[name] = _power_of_two(name, value)
+    return result
+
+
+def mailman_merge_by_name(layers: list[Any], what: str = "items") -> list[dict[str, Any]]:
+    """Merge layers of {name, ...} dicts by name (keys of later entries win); order of first appearance."""
+    if not isinstance(layers, list):
+        raise AnsibleFilterError(f"mailman_merge_by_name: {what}: layers must be a list of lists")
+    merged: dict[str, dict[str, Any]] = {}
+    for index, layer in enumerate(layers):
+        if layer is None:
+            continue
+        if not isinstance(layer, list):
+            raise AnsibleFilterError(
+                f"mailman_merge_by_name: {what}: layer {index} must be a list, got {type(layer).__name__}")
+        for item in layer:
+            if not isinstance(item, dict) or not item.get("name"):
+                raise AnsibleFilterError(
+                    f"mailman_merge_by_name: {what}: layer {index}: every entry needs a name, got {item!r}")
+            name = str(item["name"]).lower()
+            if what == "lists" and name.count("@") != 1:
+                raise AnsibleFilterError(
+                    f"mailman_merge_by_name: lists: '{item['name']}' must be list@domain")
+            merged[name] = {**merged.get(name, {}), **item, "name": name}
+    return list(merged.values())
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"mailman_runners": mailman_runners, "mailman_merge_by_name": mailman_merge_by_name}

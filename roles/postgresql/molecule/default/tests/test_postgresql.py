@@ -1,0 +1,76 @@
+"""roles/postgresql: scram logins from the Mailman hosts only, with stable generated passwords."""
+
+import os
+import pathlib
+
+import pytest
+import testinfra
+
+DB = "172.31.14.10"
+SECRET = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret" / "postgresql"
+
+
+def host(name):
+    return testinfra.get_host(f"docker://{name}")
+
+
+def login(client, user, password, db=None):
+    return client.run(
+        "PGCONNECT_TIMEOUT=5 PGPASSWORD=%s psql -X -At -h %s -U %s -d %s -c %s",
+        password, DB, user, db or user, "SELECT current_user || ' ' || host(inet_server_addr())",
+    )
+
+
+@pytest.mark.parametrize("user", ["mailman", "mailmanweb"])
+def test_allowed_client_logs_in_with_the_generated_password(user):
+    password = (SECRET / f"{user}.password").read_text().strip()
+    assert len(password) == 32
+    result = login(host("postgresql-client"), user, password)
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() == f"{user} {DB}"
+
+
+def test_wrong_password_is_refused():
+    result = login(host("postgresql-client"), "mailman", "not-the-password")
+    assert result.rc != 0
+    assert "password authentication failed" in result.stderr
+
+
+def test_owner_cannot_reach_another_database():
+    password = (SECRET / "mailman.password").read_text().strip()
+    result = login(host("postgresql-client"), "mailman", password, db="mailmanweb")
+    assert result.rc != 0
+    assert "no pg_hba.conf entry" in result.stderr
+
+
+def test_outsider_is_refused_by_pg_hba():
+    password = (SECRET / "mailman.password").read_text().strip()
+    result = login(host("postgresql-outsider"), "mailman", password)
+    assert result.rc != 0
+    assert 'no pg_hba.conf entry for host "172.31.14.12"' in result.stderr
+
+
+def test_passwords_are_stored_as_scram_and_rules_use_scram():
+    db = host("postgresql-db")
+    verifiers = db.check_output(
+        "runuser -u postgres -- psql -X -At -c "
+        "\"SELECT rolname || ' ' || left(rolpassword, 14) FROM pg_authid "
+        "WHERE rolname LIKE 'mailman%' ORDER BY 1\"")
+    assert verifiers.splitlines() == ["mailman SCRAM-SHA-256$", "mailmanweb SCRAM-SHA-256$"]
+    rules = db.check_output(
+        "runuser -u postgres -- psql -X -At -c "
+        "\"SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE type = 'host'\"")
+    assert rules.split() == ["scram-sha-256"]
+    listening = db.check_output("ss -Hltn 'sport = :5432'")
+    assert f"{DB}:5432" in listening
+
+
+def test_second_run_keeps_the_password_and_the_verifier():
+    """A converge with the same data changes nothing; the verifier (salted) would change on any ALTER."""
+    db = host("postgresql-db")
+    query = ("runuser -u postgres -- psql -X -At -c "
+             "\"SELECT rolpassword FROM pg_authid WHERE rolname = 'mailman'\"")
+    before = db.check_output(query)
+    password = (SECRET / "mailman.password").read_text().strip()
+    assert login(host("postgresql-client"), "mailman", password).rc == 0
+    assert db.check_output(query) == before
