@@ -105,3 +105,32 @@ def test_postfix_out_spreads_mail_over_every_relay():
     received = internet.check_output(f"grep -h '^Received: from relay' $({find})")
     used = {relay for relay in group("relays") if f"from {relay} " in received}
     assert used == set(group("relays")), f"relays used: {sorted(used)}"
+
+
+def test_a_list_post_reaches_every_member_through_the_relays():
+    """MX host -> back-end :25 -> Mailman (LMTP) -> postfix-out -> relays -> internet."""
+    sender = lab_host(group("mx")[0])
+    internet = lab_host(group("lab_internet")[0])
+    members = ["alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"]
+    token = uuid.uuid4().hex[:12]
+    backend = f"{group('mailman_core')[0]}.lab.mailstack.test"
+    script = (
+        f"import smtplib; s = smtplib.SMTP('{backend}', 25)\n"
+        "s.sendmail('sender@remote-a.test', ['announce@lists.mailstack.test'],"
+        " b'From: sender@remote-a.test\\r\\nTo: announce@lists.mailstack.test\\r\\n"
+        f"Subject: post {token}\\r\\nMessage-ID: <{token}@remote-a.test>\\r\\n\\r\\nhello\\r\\n')\n"
+        "s.quit()\n"
+    )
+    sender.run_expect([0], f"python3 -c {shlex.quote(script)}")
+    find = f"grep -rl 'Subject: \\[announce\\] post {token}' /var/mail/internet"
+    copies: list[str] = []
+    for _ in range(120):
+        copies = internet.run(find).stdout.split()
+        if len(copies) >= len(members):
+            break
+        time.sleep(0.5)
+    assert len(copies) == len(members)
+    headers = internet.check_output(f"grep -h -e '^Delivered-To:' -e '^List-Id:' $({find})")
+    delivered = [line.split()[1] for line in headers.splitlines() if line.startswith("Delivered-To")]
+    assert sorted(delivered) == members
+    assert headers.count("List-Id: Lab announcements <announce.lists.mailstack.test>") == len(members)
