@@ -89,7 +89,9 @@ def _listeners(host) -> list[tuple[str, int]]:
     return found
 
 
-def _playbook(playbook: str, extra: dict | None = None) -> subprocess.CompletedProcess:
+def _playbook(
+    playbook: str, extra: dict | None = None, limit: str = "postfix-main", args: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.update(
         ANSIBLE_ROLES_PATH=str(TOP / "roles"),
@@ -102,16 +104,20 @@ def _playbook(playbook: str, extra: dict | None = None) -> subprocess.CompletedP
     )
     env.pop("ANSIBLE_CONFIG", None)
     binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
-    cmd = [binary, "-i", _inventory(), str(SCENARIO / playbook), "--limit", "postfix-main"]
+    cmd = [binary, "-i", _inventory(), str(SCENARIO / playbook), "--limit", limit, *args]
     if extra is not None:
         cmd += ["-e", json.dumps(extra)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
-def _recap_changed(output: str) -> int:
-    match = re.search(r"postfix-main\s*:\s*ok=\d+\s+changed=(\d+)", output)
+def _recap(output: str, host: str = "postfix-main") -> dict[str, int]:
+    match = re.search(rf"{host}\s*:\s*((?:\w+=\d+\s*)+)", output)
     assert match, output[-3000:]
-    return int(match.group(1))
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def _recap_changed(output: str) -> int:
+    return _recap(output)["changed"]
 
 
 LIVE_FILES = [
@@ -183,6 +189,39 @@ def test_out_accepts_from_loopback_and_delivers_to_next_hop(main, nexthop):
     assert "by out.postfix-main.example.test" in message  # postfix-out handed it over
     log = _wait_for(main, f"grep -h 'status=sent' /var/log/postfix-out.log | grep -F '{NEXTHOP_IP}]:25'")
     assert "postfix-out/smtp[" in log
+
+
+FAILOVER_MESSAGES = 20
+
+
+def test_out_fails_over_from_a_dead_next_hop(main, nexthop):
+    # relay_next_hops = [nexthop]:2525 (closed) and [nexthop]:25: randmap sends about half of
+    # the messages to the dead hop; smtp_fallback_relay must deliver every one through port 25.
+    params = main.run("postconf -c /etc/postfix-out -h relayhost smtp_fallback_relay").stdout.splitlines()
+    assert params == ["", f"[{NEXTHOP_IP}]:2525, [{NEXTHOP_IP}]:25"], params
+    tag = f"molecule-failover-{uuid.uuid4().hex}"
+    for number in range(FAILOVER_MESSAGES):
+        sent = _py(
+            main,
+            SMTP_SEND,
+            "127.0.0.1",
+            str(OUT_PORT),
+            "list@lists.example.test",
+            "member@example.test",
+            f"{tag}-{number}",
+        )
+        assert sent == "sent"
+    deadline = time.monotonic() + 90
+    while True:
+        arrived = nexthop.run(f"grep -rlF 'Subject: {tag}-' /var/mail/sink/new").stdout.split()
+        if len(arrived) == FAILOVER_MESSAGES or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(arrived) == FAILOVER_MESSAGES, main.run("postqueue -c /etc/postfix-out -p").stdout
+    refused = main.run(
+        f"grep -cF '{NEXTHOP_IP}]:2525: Connection refused' /var/log/postfix-out.log"
+    ).stdout.strip()
+    assert int(refused or 0) > 0  # the dead hop was really chosen (chance of never: 2**-20)
 
 
 def test_each_instance_logs_under_its_own_name(main, nexthop):
@@ -294,7 +333,83 @@ def test_parameter_postfix_refuses_leaves_live_config_untouched(main):
 
 
 # ---------------------------------------------------------------------------------------------
+# Check mode on a host the role never converged
+
+
+def test_check_mode_on_a_fresh_host_reports_changes_without_failing():
+    fresh = _host("postfix-fresh")
+    assert not fresh.exists("postconf"), "postfix-fresh must never be converged"
+    result = _playbook("fresh.yml", limit="postfix-fresh", args=("--check", "--diff"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    recap = _recap(output, "postfix-fresh")
+    assert recap["failed"] == 0 and recap["changed"] > 0, recap
+    assert "Install Postfix" in output and "Create the directories of the instances" in output
+    # --diff shows the configuration it would write.
+    assert "+myhostname = postfix-fresh.example.test" in output
+    assert f"+smtp_fallback_relay = [{NEXTHOP_IP}]:25" in output
+    # Check mode changed nothing.
+    assert not fresh.exists("postconf")
+    for path in ("/etc/postfix-out", "/var/spool/postfix-out", "/var/lib/mailstack/postfix"):
+        assert not fresh.file(path).exists, path
+
+
+# ---------------------------------------------------------------------------------------------
 # Removal (last: it changes the host for good)
+
+
+def test_removal_refused_while_the_instance_holds_mail(main, nexthop):
+    # Park one message in postfix-out (which keeps running): with the next hop down it is
+    # deferred; then hold it and bring the next hop back.
+    subject = f"molecule-held-{uuid.uuid4().hex}"
+    assert nexthop.run("systemctl stop postfix@-").rc == 0
+    try:
+        sent = _py(
+            main,
+            SMTP_SEND,
+            "127.0.0.1",
+            str(OUT_PORT),
+            "list@lists.example.test",
+            "member@example.test",
+            subject,
+        )
+        assert sent == "sent"
+        deadline = time.monotonic() + 60
+        while True:
+            lines = main.run("postqueue -c /etc/postfix-out -j").stdout.splitlines()
+            queued = [json.loads(line) for line in lines if line.strip()]
+            if [q["queue_name"] for q in queued] == ["deferred"]:
+                break
+            assert time.monotonic() < deadline, queued
+            time.sleep(1)
+        hold = main.run("postsuper -c /etc/postfix-out -h ALL")
+        assert hold.rc == 0, hold.stderr
+    finally:
+        assert nexthop.run("systemctl start postfix@-").rc == 0
+    held = [
+        json.loads(line) for line in main.run("postqueue -c /etc/postfix-out -j").stdout.splitlines() if line
+    ]
+    assert [q["queue_name"] for q in held] == ["hold"], held
+    before = _checksums(main)
+
+    result = _playbook("remove.yml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "instance 'postfix-out' (1 queued message(s)" in output, output[-3000:]
+    assert "postfix__destroy_queued_mail" in output
+    assert _recap_changed(output) == 0
+    assert _checksums(main) == before
+    assert main.service("postfix@postfix-out").is_running
+    assert main.run("postqueue -c /etc/postfix-out -j").stdout.strip().startswith("{")
+
+    # The instance is intact: released, the message goes out to the next hop.
+    assert main.run("postsuper -c /etc/postfix-out -H ALL").rc == 0
+    assert main.run("postqueue -c /etc/postfix-out -f").rc == 0
+    _wait_for(nexthop, f"grep -rl 'Subject: {subject}' /var/mail/sink/new")
+    deadline = time.monotonic() + 30
+    while main.run("postqueue -c /etc/postfix-out -j").stdout.strip():
+        assert time.monotonic() < deadline, "postfix-out's queue did not empty"
+        time.sleep(1)
 
 
 def _master_pid(host, spool: str) -> str:

@@ -1,0 +1,280 @@
+"""The inbound scanning path over real SMTP: client -> MX (postscreen, smtpd, rspamd, clamd) -> back-end.
+
+Every message is sent by a small Python SMTP client that runs on the sending container
+(mx-client, or mx-mx itself for "the MX's own network"); it reports every SMTP reply it got.
+"""
+
+import base64
+import json
+import shlex
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+testinfra_hosts = ["ansible://mx-client"]
+
+MX = "172.31.13.10"
+LIST = "list1@lists.mx.test"
+SENDER = "sender@client.mx.test"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+VIRUS = "Mailstack.Test.EICAR.UNOFFICIAL"
+
+# Runs on the sending host: one SMTP transaction, every reply as [step, code, text] (JSON).
+SMTP_CLIENT = r"""
+import base64, json, smtplib, sys
+spec = json.loads(base64.b64decode(sys.argv[1]))
+steps = []
+def step(name, reply):
+    steps.append([name, reply[0], reply[1].decode(errors="replace")])
+    return reply[0]
+tls = None
+try:
+    s = smtplib.SMTP(spec["server"], 25, local_hostname="client.mx.test", timeout=90)
+    step("ehlo", s.ehlo())
+    tls = s.has_extn("starttls")
+    if spec["starttls"]:
+        step("starttls", s.starttls())
+        step("ehlo", s.ehlo())
+    if step("mail", s.mail(spec["sender"])) == 250:
+        if [r for r in spec["rcpts"] if step("rcpt", s.rcpt(r)) == 250]:
+            try:
+                step("data", s.data(base64.b64decode(spec["message"])))
+            except smtplib.SMTPDataError as e:
+                steps.append(["data", e.smtp_code, e.smtp_error.decode(errors="replace")])
+    s.quit()
+except smtplib.SMTPServerDisconnected as e:
+    steps.append(["disconnect", 0, str(e)])
+print(json.dumps({"steps": steps, "starttls_offered": tls}))
+"""
+
+# Runs on the sending host: raw SMTP, one reply read after each chunk, then every reply until EOF.
+RAW_CLIENT = r"""
+import base64, json, socket, sys
+spec = json.loads(base64.b64decode(sys.argv[1]))
+s = socket.create_connection((spec["server"], 25), timeout=60)
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return lines
+        lines.append(line.decode(errors="replace").rstrip())
+        if line[3:4] != b"-":
+            return lines
+replies = [reply()]
+for chunk in spec["chunks"]:
+    s.sendall(chunk.encode())
+    replies.append(reply())
+while True:
+    r = reply()
+    if not r:
+        break
+    replies.append(r)
+print(json.dumps([r[-1] for r in replies]))
+"""
+
+
+def other(host, name):
+    return host.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory)
+
+
+@pytest.fixture(scope="module")
+def mx(host):
+    return other(host, "mx-mx")
+
+
+@pytest.fixture(scope="module")
+def backend(host):
+    return other(host, "mx-backend")
+
+
+def message(token: str, body: str = "A clean message.\n", attachment: bytes | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = SENDER
+    msg["To"] = LIST
+    msg["Subject"] = f"mx test {token}"
+    msg["Message-ID"] = f"<{token}@client.mx.test>"
+    msg.set_content(body)
+    if attachment is not None:
+        msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="file.bin")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def run_python(sender, script: str, spec: dict):
+    arg = base64.b64encode(json.dumps(spec).encode()).decode()
+    out = sender.run(f"python3 -c {shlex.quote(script)} {arg}")
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def send(sender, rcpts, msg: bytes, server: str = MX, starttls: bool = False) -> dict:
+    spec = {
+        "server": server,
+        "sender": SENDER,
+        "rcpts": rcpts,
+        "starttls": starttls,
+        "message": base64.b64encode(msg).decode(),
+    }
+    return run_python(sender, SMTP_CLIENT, spec)
+
+
+def first_refusal(result: dict):
+    """The first reply that is not 2xx/3xx, or None when everything was accepted."""
+    return next((s for s in result["steps"] if not 200 <= s[1] < 400), None)
+
+
+def stored(backend, token: str, wait: int = 30) -> list[str]:
+    """Files of the back-end's Maildir that contain token, waiting up to `wait` seconds."""
+    for attempt in range(wait + 1):
+        found = backend.run(f"grep -l -r -F {shlex.quote(token)} /var/mail/stored/new").stdout.split()
+        if found or attempt == wait:
+            return found
+        time.sleep(1)
+    return []
+
+
+def accepted_and_stored(host, backend, rcpt: str = LIST) -> str:
+    token = uuid.uuid4().hex
+    result = send(host, [rcpt], message(token))
+    assert first_refusal(result) is None, result
+    assert result["steps"][-1][1] == 250
+    found = stored(backend, token)
+    assert len(found) == 1, f"{token} not stored exactly once at the back-end: {found}"
+    return backend.check_output(f"cat {found[0]}")
+
+
+@pytest.mark.parametrize("rcpt", [LIST, "list1+digest@lists.mx.test", "list1-request@lists.mx.test"])
+def test_clean_message_to_a_list_address_arrives_at_the_backend(host, backend, rcpt):
+    text = accepted_and_stored(host, backend, rcpt)
+    assert f"Delivered-To: {rcpt}" in text
+    # Client -> MX -> back-end: both hops are in the trace, the MX's with the client's address.
+    assert "by mx-mx (Postfix)" in text
+    assert "[172.31.13.30])\n\tby mx-mx" in text
+    assert "from mx-mx" in text and "by mx-backend (Postfix)" in text
+
+
+def test_postscreen_answers_port_25_and_passed_the_client(mx):
+    assert mx.check_output("postconf -M smtp/inet").split()[-1] == "postscreen"
+    log = mx.check_output("journalctl -t postfix/postscreen --no-pager")
+    assert "PASS NEW [172.31.13.30]" in log
+
+
+def test_starttls_is_offered_and_works(host, backend):
+    token = uuid.uuid4().hex
+    result = send(host, [LIST], message(token), starttls=True)
+    assert result["starttls_offered"] is True
+    assert ["starttls", 220, "2.0.0 Ready to start TLS"] in result["steps"]
+    assert first_refusal(result) is None, result
+    assert "with ESMTPS" in backend.check_output(f"cat {stored(backend, token)[0]}")
+
+
+def test_gtube_is_rejected(host):
+    result = send(host, [LIST], message(uuid.uuid4().hex, body=f"Spam.\n{GTUBE}\n"))
+    step, code, text = first_refusal(result)
+    assert (step, code) == ("data", 554), result
+    assert text.startswith("5.7.1") and "Gtube pattern" in text
+
+
+@pytest.mark.parametrize("where", ["attachment", "inline"])
+def test_eicar_is_rejected_naming_the_virus(host, where):
+    token = uuid.uuid4().hex
+    msg = (
+        message(token, attachment=EICAR.encode())
+        if where == "attachment"
+        else message(token, body=f"Look:\n{EICAR}\n")
+    )
+    result = send(host, [LIST], msg)
+    step, code, text = first_refusal(result)
+    assert (step, code) == ("data", 554), result
+    assert text == f'5.7.1 clamav: virus found: "{VIRUS}"'
+
+
+@pytest.mark.parametrize("source", ["mx-client", "mx-mx"])
+def test_no_relaying_to_other_domains(host, source):
+    # From the client, and from the MX itself to its own (non-loopback) address: both outside.
+    sender = host if source == "mx-client" else other(host, source)
+    result = send(sender, ["someone@example.test"], message(uuid.uuid4().hex))
+    step, code, text = first_refusal(result)
+    assert (step, code) == ("rcpt", 554), result
+    assert text == "5.7.1 <someone@example.test>: Relay access denied"
+    assert not any(s[0] == "data" for s in result["steps"])
+
+
+def test_unknown_list_address_is_rejected_in_the_session(host):
+    rcpt = f"nosuchlist-{uuid.uuid4().hex[:8]}@lists.mx.test"
+    result = send(host, [rcpt], message(uuid.uuid4().hex))
+    step, code, text = first_refusal(result)
+    assert (step, code) == ("rcpt", 550), result
+    assert text.startswith(f"5.1.1 <{rcpt}>: Recipient address rejected: undeliverable address")
+    # The reply does not name the back-end.
+    assert "172.31.13.20" not in text
+
+
+def test_bare_newline_cannot_smuggle_a_second_message(host, backend):
+    token = uuid.uuid4().hex
+    smuggled = f"smuggled-{token}"
+    data = (
+        f"Subject: outer {token}\r\n\r\nhello\n.\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<{LIST}>\r\n"
+        f"DATA\r\nSubject: {smuggled}\r\n\r\ninner\r\n.\r\n"
+    )
+    chunks = [
+        "EHLO client.mx.test\r\n",
+        f"MAIL FROM:<{SENDER}>\r\n",
+        f"RCPT TO:<{LIST}>\r\n",
+        "DATA\r\n",
+        data,
+        "QUIT\r\n",
+    ]
+    replies = run_python(host, RAW_CLIENT, {"server": MX, "chunks": chunks})
+    # One reply per command: a smuggled MAIL/RCPT/DATA would add replies after the first 250.
+    assert [r[:3] for r in replies] == ["220", "250", "250", "250", "354", "250", "221"], replies
+    found = stored(backend, token)
+    assert len(found) == 1
+    assert f"Subject: {smuggled}" in backend.check_output(f"cat {found[0]}")
+
+
+def wait_for_port(mx, port: int, seconds: int = 60) -> None:
+    for _ in range(seconds):
+        if mx.run(f"ss -Hltn 'sport = :{port}'").stdout.strip():
+            return
+        time.sleep(1)
+    raise AssertionError(f"nothing listens on port {port} of mx-mx after {seconds}s")
+
+
+def test_rspamd_down_defers_and_accepts_once_back(host, mx, backend):
+    token = uuid.uuid4().hex
+    try:
+        mx.run_test("systemctl stop rspamd.service")
+        result = send(host, [LIST], message(token))
+        refusal = first_refusal(result)
+        assert refusal is not None and 400 <= refusal[1] < 500, result
+        assert refusal[2].startswith("4.7.1")
+        assert all(s[1] < 500 for s in result["steps"]), result
+    finally:
+        mx.run("systemctl start rspamd.service")
+        wait_for_port(mx, 11332)
+    assert stored(backend, token, wait=0) == []
+    accepted_and_stored(host, backend)
+
+
+def test_backend_down_gives_4xx_for_an_unverified_address(host, backend):
+    rcpt = f"list1+{uuid.uuid4().hex[:8]}@lists.mx.test"
+    try:
+        backend.run_test("systemctl stop postfix@-.service")
+        result = send(host, [rcpt], message(uuid.uuid4().hex))
+        step, code, text = first_refusal(result)
+        assert (step, code) == ("rcpt", 450), result
+        assert text.startswith(f"4.1.1 <{rcpt}>: Recipient address rejected: unverified address")
+    finally:
+        backend.run("systemctl start postfix@-.service")
+    # Back up: mail flows again. (The address probed during the outage keeps its cached
+    # temporary failure, 450, until address_verify_negative_refresh_time re-probes it.)
+    for _ in range(30):
+        if backend.run("ss -Hltn 'sport = :25'").stdout.strip():
+            break
+        time.sleep(1)
+    accepted_and_stored(host, backend, f"list1+{uuid.uuid4().hex[:8]}@lists.mx.test")
