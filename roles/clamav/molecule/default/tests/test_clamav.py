@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 SOCKET = "/run/clamav/clamd.ctl"
 # The EICAR test file, from the hex of the custom signature (converge.yml): the repository never
@@ -12,15 +15,15 @@ EICAR_HEX = (
     "414e544956495255532d544553542d46494c452124482b482a"
 )
 
-# Runs inside the container: speaks clamd's protocol (zPING, zINSTREAM) over the Unix socket.
+# Runs inside the container: speaks clamd's protocol (zPING, zSTATS, zINSTREAM) over the Unix socket.
 CLAMD_CLIENT = r"""
 import json, socket, struct, sys
 path, command, payload = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3])
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(30)
 s.connect(path)
-if command == "PING":
-    s.sendall(b"zPING\0")
+if command in ("PING", "STATS"):
+    s.sendall(b"z" + command.encode() + b"\0")
 else:
     s.sendall(b"zINSTREAM\0" + struct.pack("!L", len(payload)) + payload + struct.pack("!L", 0))
 reply = b""
@@ -85,7 +88,48 @@ def test_clamd_has_no_network_listener(host):
     assert SOCKET in host.run("ss -H -lxp").stdout
 
 
-def test_clamd_conf_from_data(host):
+def test_clamd_runs_with_the_configured_thread_limit(host):
+    """clamav__clamd_config reaches the running clamd: STATS reports MaxThreads 4 (Debian's is 12)."""
+    stats = clamd(host, "STATS")
+    threads = next(line for line in stats.splitlines() if line.startswith("THREADS:")).split()
+    assert threads[threads.index("max") + 1] == "4", stats
     conf = host.file("/etc/clamav/clamd.conf").content_string
     assert "\nMaxThreads 4\n" in conf
     assert f"\nLocalSocket {SOCKET}\n" in conf
+
+
+def test_socket_refuses_other_users(host):
+    """Mode 0660 clamav:clamav (not Debian's 0666): nobody is refused, the clamav group gets in."""
+    assert host.run("stat -c '%%a %%U %%G' %s", SOCKET).stdout.split() == ["660", "clamav", "clamav"]
+    refused = host.run("runuser -u nobody -- python3 -c %s %s PING 00", CLAMD_CLIENT, SOCKET)
+    assert refused.rc != 0
+    assert "PermissionError" in refused.stderr, refused.stderr
+    allowed = host.run("runuser -u clamav -- python3 -c %s %s PING 00", CLAMD_CLIENT, SOCKET)
+    assert allowed.rc == 0, allowed.stderr
+    assert json.loads(allowed.stdout) == "PONG"
+
+
+def test_bad_clamd_option_fails_and_leaves_the_live_file(host):
+    """An option clamd does not know fails validation: the run fails, clamd.conf and clamd stay."""
+    before = host.file("/etc/clamav/clamd.conf").sha256sum
+    result = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(Path(__file__).resolve().parent.parent / "converge.yml"),
+            "-e",
+            json.dumps({"clamav__clamd_config": {"MaxThreads": 4, "NoSuchOption": "yes"}}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
+    output = result.stdout + "\n" + result.stderr
+    assert result.returncode != 0, output
+    assert "Unknown option NoSuchOption" in " ".join(output.split()), output
+    assert host.file("/etc/clamav/clamd.conf").sha256sum == before
+    assert "NoSuchOption" not in host.file("/etc/clamav/clamd.conf").content_string
+    assert clamd(host, "PING") == "PONG"

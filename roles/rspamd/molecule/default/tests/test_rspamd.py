@@ -3,14 +3,20 @@ sees), antivirus through clamd, the controller behind its generated password, of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 HOSTNAME = "rspamd-host"
+# rspamd-fresh is never converged: only the check-mode test (run from the controller) uses it.
+testinfra_hosts = [f"ansible://{HOSTNAME}"]
+CLAMD_SOCKET = "/run/clamav/clamd.ctl"
+CONVERGE = Path(__file__).resolve().parent.parent / "converge.yml"
 CONTAINER_IP = "172.31.11.10"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # The EICAR test file, from the hex of the custom signature (converge.yml).
@@ -188,10 +194,13 @@ def test_milter_accepts_clean_message(host):
     assert run_client(host, "milter", 11332, CLEAN)["cmd"] in ("a", "c")
 
 
+EPHEMERAL_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
+SECRET_DIR = EPHEMERAL_DIR / "secret" / "rspamd" / HOSTNAME
+
+
 def secret_password() -> str:
     """The controller password, as the password lookup stored it in the scenario's ephemeral directory."""
-    secret_dir = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret"
-    return (secret_dir / "rspamd" / HOSTNAME / "controller").read_text().split()[0]
+    return (SECRET_DIR / "controller").read_text().split()[0]
 
 
 CONTROLLER_GET = r"""
@@ -207,8 +216,9 @@ except urllib.error.HTTPError as e:
 
 
 def controller_status(host, *password: str) -> int:
-    result = host.run("python3 -c %s %s " + "%s " * len(password), CONTROLLER_GET,
-                      "http://127.0.0.1:11334/stat", *password)
+    result = host.run(
+        "python3 -c %s %s " + "%s " * len(password), CONTROLLER_GET, "http://127.0.0.1:11334/stat", *password
+    )
     assert result.rc == 0, result.stderr
     return int(result.stdout)
 
@@ -228,10 +238,23 @@ def test_only_the_hash_reaches_the_host(host):
     assert host.run("grep -rlF %s /etc/rspamd /var/lib/rspamd", password).rc == 1
 
 
+def test_password_check_value_stays_on_the_controller(host):
+    """sha256(hash + password) is kept next to the password on the controller, never on the host."""
+    conf = host.file("/etc/rspamd/override.d/worker-controller.inc").content_string
+    stored_hash = next(line for line in conf.splitlines() if line.startswith("password = "))[12:-2]
+    check = (SECRET_DIR / "controller.check").read_text().strip()
+    assert check == hashlib.sha256((stored_hash + secret_password()).encode()).hexdigest()
+    assert "check" not in conf
+    assert host.run("grep -rlF %s /etc/rspamd /var/lib/rspamd", check).rc == 1
+
+
 def test_ports_listen_on_loopback_only(host):
     listening = host.run("ss -H -ltnu").stdout.split("\n")
-    rspamd = {line.split()[4] for line in listening if line.strip() and line.split()[4].endswith(
-        (":11332", ":11333", ":11334"))}
+    rspamd = {
+        line.split()[4]
+        for line in listening
+        if line.strip() and line.split()[4].endswith((":11332", ":11333", ":11334"))
+    }
     assert rspamd == {"127.0.0.1:11332", "127.0.0.1:11333", "127.0.0.1:11334"}
     for port in (11332, 11333, 11334):
         assert not host.socket(f"tcp://{CONTAINER_IP}:{port}").is_listening
@@ -256,3 +279,101 @@ def test_actions_from_data(host):
 def test_rspamd_enabled(host):
     assert host.service("rspamd").is_enabled
     assert host.service("rspamd").is_running
+
+
+CLAMD_PING = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(b"zPING\0")
+print(s.recv(64).rstrip(b"\0").decode())
+"""
+
+
+def test_clamd_socket_is_for_rspamd_only(host):
+    """The socket is 0660 clamav:clamav: nobody is refused, rspamd (in group clamav) still scans."""
+    refused = host.run("runuser -u nobody -- python3 -c %s %s", CLAMD_PING, CLAMD_SOCKET)
+    assert refused.rc != 0
+    assert "PermissionError" in refused.stderr, refused.stderr
+    assert "clamav" in host.run("id -nG _rspamd").stdout.split()
+    pid = host.run("systemctl show -P MainPID rspamd.service").stdout.strip()
+    clamav_gid = host.run("getent group clamav").stdout.split(":")[2]
+    groups = next(
+        line
+        for line in host.file(f"/proc/{pid}/status").content_string.splitlines()
+        if line.startswith("Groups:")
+    )
+    assert clamav_gid in groups.split()[1:], groups
+    result = run_client(host, "http", 11333, VIRUS_ATTACHED)
+    assert result["action"] == "reject", result
+    assert result["symbols"]["CLAM_VIRUS"]["options"] == [VIRUS]
+
+
+def ansible_playbook(*args: str) -> tuple[int, str]:
+    """Run converge.yml from the controller; return its exit code and its output (stdout and
+    stderr, colourless, whitespace folded: the YAML callback wraps long messages)."""
+    result = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
+    return result.returncode, result.stdout + "\n" + result.stderr
+
+
+def test_bad_fragment_fails_and_leaves_the_live_file(host):
+    """A fragment that parses as UCL but that rspamd rejects (a string where a worker option needs a
+    number) fails validation: the run fails, the live file and rspamd stay as they were."""
+    path = "/etc/rspamd/override.d/worker-normal.inc"
+    before = host.file(path).sha256sum
+    bad = {
+        "rspamd__config_files": [
+            {
+                "path": "override.d/worker-normal.inc",
+                "content": {"bind_socket": "127.0.0.1:11333", "count": "lots"},
+            }
+        ]
+    }
+    rc, output = ansible_playbook("-e", f"mailstack_test_hosts={HOSTNAME}", "-e", json.dumps(bad))
+    assert rc != 0, output
+    assert "cannot convert string to integer in option count" in " ".join(output.split()), output
+    assert host.file(path).sha256sum == before
+    assert "lots" not in host.file(path).content_string
+    assert run_client(host, "http", 11333, CLEAN)["action"] == "no action"
+
+
+def test_check_mode_on_a_host_that_never_converged():
+    """--check of both roles on rspamd-fresh (created, never converged) succeeds and reports changes."""
+    rc, output = ansible_playbook("--check", "-e", "mailstack_test_hosts=rspamd-fresh")
+    assert rc == 0, output
+    recap = next(
+        line for line in output.splitlines() if line.startswith("rspamd-fresh") and "failed=" in line
+    )
+    fields = dict(field.split("=") for field in recap.split()[2:])
+    assert fields["failed"] == "0", recap
+    assert int(fields["changed"]) > 0, recap
+
+
+def test_clamd_down_means_soft_reject(host):
+    """Nothing unscanned gets in: with clamd and its socket unit stopped, a clean message gets soft
+    reject (HTTP) and a 451 (milter); GTUBE is still a 554. clamd is started again whatever happens."""
+    units = "clamav-daemon.socket clamav-daemon.service"
+    assert host.run(f"systemctl stop {units}").rc == 0
+    try:
+        result = run_client(host, "http", 11333, CLEAN)
+        assert result["action"] == "soft reject", result
+        assert "CLAM_VIRUS_FAIL" in result["symbols"], result["symbols"]
+        assert result["messages"]["smtp_message"] == "Antivirus unavailable, try again later", result
+        verdict = run_client(host, "milter", 11332, CLEAN)
+        assert verdict == {"cmd": "y", "text": "451 4.7.1 Antivirus unavailable, try again later"}
+        # honor_action: a message rejected anyway stays rejected, it does not become a 4xx.
+        gtube = run_client(host, "milter", 11332, SPAM_GTUBE)
+        assert gtube == {"cmd": "y", "text": "554 5.7.1 Gtube pattern"}
+    finally:
+        assert host.run(f"systemctl start {units}").rc == 0
+        ping = "for i in $(seq 60); do python3 -c %s %s && exit 0; sleep 1; done; exit 1"
+        assert host.run(ping, CLAMD_PING, CLAMD_SOCKET).rc == 0
+    assert run_client(host, "http", 11333, VIRUS_INLINE)["action"] == "reject"
