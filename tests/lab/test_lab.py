@@ -103,7 +103,7 @@ def test_postfix_out_spreads_mail_over_every_relay():
         time.sleep(0.5)
     assert len(stored) == count
     received = internet.check_output(f"grep -h '^Received: from relay' $({find})")
-    used = {relay for relay in group("relays") if f"from {relay} " in received}
+    used = {relay for relay in group("relays") if f"[{HOSTVARS[relay]['mailstack__address']}])" in received}
     assert used == set(group("relays")), f"relays used: {sorted(used)}"
 
 
@@ -134,3 +134,44 @@ def test_a_list_post_reaches_every_member_through_the_relays():
     delivered = [line.split()[1] for line in headers.splitlines() if line.startswith("Delivered-To")]
     assert sorted(delivered) == members
     assert headers.count("List-Id: Lab announcements <announce.lists.mailstack.test>") == len(members)
+
+
+def test_mail_from_the_internet_takes_the_whole_path():
+    """internet -> MX (by the lab's MX records, postscreen + rspamd + clamd) -> back-end ->
+    Mailman -> postfix-out -> relays -> internet: every member gets one copy."""
+    internet = lab_host(group("lab_internet")[0])
+    mx_hosts = internet.check_output("dig +short MX lists.mailstack.test").splitlines()
+    first_mx = sorted(mx_hosts, key=lambda rr: int(rr.split()[0]))[0].split()[1].rstrip(".")
+    token = uuid.uuid4().hex[:12]
+    script = (
+        f"import smtplib; s = smtplib.SMTP('{first_mx}', 25, timeout=30)\n"
+        "s.sendmail('sender@remote-b.test', ['announce@lists.mailstack.test'],"
+        " b'From: sender@remote-b.test\\r\\nTo: announce@lists.mailstack.test\\r\\n"
+        f"Subject: inbound {token}\\r\\nMessage-ID: <{token}@remote-b.test>\\r\\n\\r\\nhello\\r\\n')\n"
+        "s.quit()\n"
+    )
+    internet.run_expect([0], f"python3 -c {shlex.quote(script)}")
+    find = f"grep -rl 'Subject: \\[announce\\] inbound {token}' /var/mail/internet"
+    copies: list[str] = []
+    for _ in range(120):
+        copies = internet.run(find).stdout.split()
+        if len(copies) >= 4:
+            break
+        time.sleep(0.5)
+    assert len(copies) == 4
+    # The copies passed the MX (its Received header is in each).
+    assert all(f"by {first_mx}" in internet.file(c).content_string for c in copies)
+
+
+def test_the_mx_rejects_gtube_from_the_internet():
+    internet = lab_host(group("lab_internet")[0])
+    gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+    script = (
+        f"import smtplib; s = smtplib.SMTP('{group('mx')[0]}.lab.mailstack.test', 25, timeout=30)\n"
+        "try:\n"
+        "    s.sendmail('sender@remote-b.test', ['announce@lists.mailstack.test'],"
+        f" b'Subject: spam\\r\\n\\r\\n{gtube}\\r\\n')\n"
+        "except smtplib.SMTPDataError as e:\n"
+        "    print(e.smtp_code)\n"
+    )
+    assert internet.check_output(f"python3 -c {shlex.quote(script)}") == "554"
