@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
+from filters import load_filters  # bench/filters.py: the project's own Postfix filters
 
 TOP = Path(__file__).resolve().parents[1]
 PROFILE = TOP / "roles" / "postfix" / "defaults" / "main" / "profile_loopback_unchecked.yml"
@@ -32,7 +33,7 @@ CONTAINER = "postfix-bench"
 IMAGE = "mailstack/base:bookworm"
 
 # Needed by both variants: listen on 127.0.0.1:10025 only, trust loopback, relay to the sink.
-COMMON = {
+COMMON_PARAMS = {
     "inet_interfaces": "127.0.0.1",
     "inet_protocols": "ipv4",
     "mynetworks": "127.0.0.0/8",
@@ -54,26 +55,24 @@ def inside(script: str, check: bool = True) -> str:
     return sh("docker", "exec", CONTAINER, "bash", "-c", script, check=check)
 
 
-def value_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(value_text(item) for item in value)
-    return str(value)
+def main_cf(*layers: list[dict]) -> str:
+    """main.cf from parameter layers, rendered by the role's own filters (later layers win)."""
+    pf = load_filters()
+    return pf.postfix_main_cf(pf.postfix_merge_params(list(layers), "-"), "-")
 
 
-def tuned_params() -> dict[str, str]:
-    data = yaml.safe_load(PROFILE.read_text())["postfix__profile_loopback_unchecked"]["maincf"]
-    params = {item["name"]: value_text(item["value"]) for item in data}
-    params["maillog_file"] = "/var/log/postfix-bench.log"  # $syslog_name is 'postfix' here
-    params.update({k: v for k, v in COMMON.items() if k not in params})
-    return params
+COMMON = [{"name": name, "value": value} for name, value in COMMON_PARAMS.items()]
 
 
-def configure(params: dict[str, str]) -> None:
-    main_cf = "".join(f"{name} = {value}\n" for name, value in params.items())
+def tuned_main_cf() -> str:
+    profile = yaml.safe_load(PROFILE.read_text())["postfix__profile_loopback_unchecked"]["maincf"]
+    # The profile wins over COMMON; its maillog_file names $syslog_name, 'postfix' here.
+    return main_cf(COMMON, profile, [{"name": "maillog_file", "value": "/var/log/postfix-bench.log"}])
+
+
+def configure(main_cf_text: str) -> None:
     inside(
-        f"cat > /etc/postfix/main.cf <<'EOF'\n{main_cf}EOF\n"
+        f"cat > /etc/postfix/main.cf <<'EOF'\n{main_cf_text}EOF\n"
         "sed -i 's/^smtp      inet/10025     inet/' /etc/postfix/master.cf && "
         "postfix check && systemctl restart postfix@-"
     )
@@ -126,11 +125,11 @@ def main() -> int:
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null && "
             "systemd-run --unit smtp-sink /usr/sbin/smtp-sink -u nobody 127.0.0.1:2525 1000 && sleep 1"
         )
-        variants = {"stock": dict(COMMON), "tuned": tuned_params()}
+        variants = {"stock": main_cf(COMMON), "tuned": tuned_main_cf()}
         rates: dict[str, list[float]] = {name: [] for name in variants}
         for round_no in range(1, args.rounds + 1):
-            for name, params in variants.items():
-                configure(params)
+            for name, text in variants.items():
+                configure(text)
                 one_run(min(200, args.messages), args.sessions)  # warm-up
                 rate = one_run(args.messages, args.sessions)
                 rates[name].append(rate)
