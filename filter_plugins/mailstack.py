@@ -1,0 +1,210 @@
+# mailstack: the topology of the cluster, derived once from the inventory.
+# Documentation: mailstack_topology.yml beside this file (ansible-doc -t filter mailstack_topology).
+"""Derive every tier's peers, networks and next hops from the inventory groups.
+
+The tier playbooks (playbooks/*.yml), the preflight checks and the multi-host molecule
+scenarios all read the result of this one filter (playbooks/vars/topology.yml); nothing else
+derives a peer list from ``mailstack__address``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+# The groups of the inventory contract (README, DESIGN): their hosts take these roles.
+TIER_GROUPS = ("mx", "mailman_core", "relays", "db", "nfs_server", "mailman_web", "proxy")
+
+# Cross-host services: which group listens on which port, and which groups may connect.
+# `sources: None` means everyone. A port given as a variable name is read from the listening
+# host's variables (inventory layers), else the default, which is the owning role's default:
+# tests/unit/test_mailstack_topology.py checks that each default equals the role's.
+# Services that only listen on loopback (LMTP 8024, postfix-out, rspamd, clamd) have no entry.
+INGRESS = (
+    # group, rule name, port (variable, default), proto, source groups (None: anyone)
+    ("mx", "smtp", (None, 25), "tcp", None),
+    ("mailman_core", "smtp", (None, 25), "tcp", ("mx",)),
+    ("mailman_core", "mailman-rest", ("mailman_core__rest_port", 8001), "tcp", ("mailman_web",)),
+    ("relays", "smtp", (None, 25), "tcp", ("mailman_core",)),
+    ("db", "postgresql", ("postgresql__port", 5432), "tcp", ("mailman_core", "mailman_web")),
+    ("proxy", "http", (None, 80), "tcp", None),
+    ("proxy", "https", (None, 443), "tcp", None),
+)
+
+LOOPBACK_NETWORK = "127.0.0.0/8"
+_DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.ASCII)
+
+
+def _error(message: str) -> AnsibleFilterError:
+    return AnsibleFilterError(f"mailstack_topology: {message}")
+
+
+def _hosts(groups: Mapping[str, Any], group: str) -> list[str]:
+    hosts = groups.get(group) or []
+    if isinstance(hosts, str | Mapping) or not isinstance(hosts, Sequence):
+        raise _error(f"groups['{group}'] must be a list of host names, got {type(hosts).__name__}")
+    return list(hosts)
+
+
+def _address(hostvars: Mapping[str, Any], host: str) -> str:
+    try:
+        value = hostvars[host]["mailstack__address"]
+    except KeyError:
+        value = None
+    if not isinstance(value, str) or not value:
+        raise _error(
+            f"host '{host}' has no mailstack__address (its internal address, set in the inventory), "
+            f"got {value!r}"
+        )
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise _error(
+            f"host '{host}': mailstack__address must be an IPv4 or IPv6 address, got {value!r}"
+        ) from None
+
+
+def _network(address: str) -> str:
+    return f"{address}/{ipaddress.ip_address(address).max_prefixlen}"
+
+
+def _next_hop(address: str, port: int = 25) -> str:
+    return f"[{address}]:{port}"
+
+
+def _port(hostvars: Mapping[str, Any], host: str, spec: tuple[str | None, int]) -> int:
+    variable, default = spec
+    if variable is None:
+        return default
+    try:
+        value = hostvars[host][variable]
+    except KeyError:
+        return default
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or not str(value).isascii()
+        or not str(value).isdigit()
+        or not 0 < int(value) < 65536
+    ):
+        raise _error(f"host '{host}': {variable} must be a port number (1-65535), got {value!r}")
+    return int(value)
+
+
+def _domains(hostvars: Mapping[str, Any], host: str) -> list[str]:
+    """The present mail domains of one back-end: its domain layers merged by name."""
+    present: dict[str, bool] = {}
+    for variable in ("mailman_core__domains", "mailman_core__group_domains", "mailman_core__host_domains"):
+        try:
+            layer = hostvars[host][variable]
+        except KeyError:
+            continue
+        if layer is None:
+            continue
+        if isinstance(layer, str | Mapping) or not isinstance(layer, Sequence):
+            raise _error(f"host '{host}': {variable} must be a list, got {type(layer).__name__}")
+        for index, entry in enumerate(layer):
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if not isinstance(name, str) or not _DOMAIN.fullmatch(name.lower()):
+                raise _error(f"host '{host}': {variable}[{index}].name must be a domain name, got {name!r}")
+            state = entry.get("state", "present")
+            if state not in ("present", "absent"):
+                raise _error(
+                    f"host '{host}': {variable}[{index}].state must be present or absent, got {state!r}"
+                )
+            present[name.lower()] = state == "present"
+    return [name for name, keep in present.items() if keep]
+
+
+def _check_lists(hostvars: Mapping[str, Any], host: str, domains: list[str]) -> None:
+    """Every present list of a back-end is in one of the domains it serves (else the MX refuses its mail)."""
+    for variable in ("mailman_core__lists", "mailman_core__group_lists", "mailman_core__host_lists"):
+        try:
+            layer = hostvars[host][variable]
+        except KeyError:
+            continue
+        if layer is None:
+            continue
+        if isinstance(layer, str | Mapping) or not isinstance(layer, Sequence):
+            raise _error(f"host '{host}': {variable} must be a list, got {type(layer).__name__}")
+        for index, entry in enumerate(layer):
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if not isinstance(name, str) or name.count("@") != 1:
+                raise _error(f"host '{host}': {variable}[{index}].name must be list@domain, got {name!r}")
+            if entry.get("state", "present") == "absent":
+                continue
+            domain = name.split("@", 1)[1].lower()
+            if domain not in domains:
+                raise _error(
+                    f"host '{host}': {variable}[{index}] '{name}' is in domain '{domain}', which is not "
+                    f"one of its mailman_core__domains ({', '.join(domains) or 'none'}): the MX nodes "
+                    "would refuse its mail; add the domain or fix the list name"
+                )
+
+
+def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the cluster's topology (see mailstack_topology.yml for the keys)."""
+    if not isinstance(groups, Mapping):
+        raise _error(f"input must be the inventory's groups (a mapping), got {type(groups).__name__}")
+    if not isinstance(hostvars, Mapping):
+        raise _error(f"hostvars must be a mapping of host to variables, got {type(hostvars).__name__}")
+
+    members = {group: _hosts(groups, group) for group in TIER_GROUPS}
+    addresses = {group: [_address(hostvars, host) for host in hosts] for group, hosts in members.items()}
+    single_server = not members["mx"]
+
+    list_domains: list[str] = []
+    for host in members["mailman_core"]:
+        domains = _domains(hostvars, host)
+        _check_lists(hostvars, host, domains)
+        for domain in domains:
+            if domain not in list_domains:
+                list_domains.append(domain)
+
+    # Who may send into each Postfix tier without further checks (its mynetworks).
+    mynetworks = {
+        "mailman_core": [LOOPBACK_NETWORK, *addresses["mx"]],
+        "relays": [LOOPBACK_NETWORK, *addresses["mailman_core"]],
+    }
+
+    # Every host's inbound rules: the union over the groups it is in, in INGRESS order.
+    ingress: dict[str, list[dict[str, Any]]] = {}
+    for group, name, port_spec, proto, source_groups in INGRESS:
+        for host in members[group]:
+            if source_groups is None or (group == "mailman_core" and name == "smtp" and single_server):
+                sources: list[str] = []
+                source_names = "anyone"
+            else:
+                sources = [_network(a) for g in source_groups for a in addresses[g]]
+                source_names = ", ".join(source_groups)
+            if source_groups is not None and not sources and not single_server:
+                continue  # no peer has hosts (e.g. no mailman_web yet): the port stays closed
+            ingress.setdefault(host, []).append(
+                {
+                    "name": f"{group}-{name}",
+                    "ports": [_port(hostvars, host, port_spec)],
+                    "proto": proto,
+                    "sources": list(dict.fromkeys(sources)),
+                    "comment": f"{name} on {group} from {source_names}",
+                }
+            )
+
+    return {
+        "single_server": single_server,
+        "groups": members,
+        "addresses": addresses,
+        "list_domains": list_domains,
+        "mynetworks": mynetworks,
+        "backend_next_hops": [_next_hop(a) for a in addresses["mailman_core"]],
+        "relay_next_hops": [_next_hop(a) for a in addresses["relays"]],
+        "ingress": ingress,
+    }
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"mailstack_topology": mailstack_topology}

@@ -1,0 +1,185 @@
+"""filter_plugins/mailstack.py: the topology derived once from the inventory."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "filter_plugins"))
+
+from mailstack import INGRESS, FilterModule, mailstack_topology  # noqa: E402
+
+
+def inventory(**groups):
+    """groups as {group: {host: vars}} -> (groups, hostvars) as Ansible passes them."""
+    group_hosts = {name: list(hosts) for name, hosts in groups.items()}
+    hostvars = {}
+    for hosts in groups.values():
+        for host, hvars in hosts.items():
+            hostvars.setdefault(host, {}).update(hvars)
+    return group_hosts, hostvars
+
+
+def addr(n):
+    return {"mailstack__address": f"10.0.0.{n}"}
+
+
+CORE = {
+    **addr(21),
+    "mailman_core__domains": [{"name": "lists.example.org"}],
+    "mailman_core__lists": [{"name": "dev@lists.example.org"}],
+}
+
+
+def cluster(**extra):
+    return inventory(
+        mx={"mx1": addr(11), "mx2": addr(12)},
+        mailman_core={"list1": CORE},
+        relays={"relay1": addr(31), "relay2": addr(32)},
+        db={"db1": addr(41)},
+        mailman_web={"web1": addr(51)},
+        proxy={"proxy1": addr(61)},
+        **extra,
+    )
+
+
+def test_filter_is_exported():
+    assert set(FilterModule().filters()) == {"mailstack_topology"}
+
+
+def test_peers_networks_and_next_hops_of_a_cluster():
+    topo = mailstack_topology(*cluster())
+    assert topo["single_server"] is False
+    assert topo["list_domains"] == ["lists.example.org"]
+    assert topo["mynetworks"] == {
+        "mailman_core": ["127.0.0.0/8", "10.0.0.11", "10.0.0.12"],
+        "relays": ["127.0.0.0/8", "10.0.0.21"],
+    }
+    assert topo["backend_next_hops"] == ["[10.0.0.21]:25"]
+    assert topo["relay_next_hops"] == ["[10.0.0.31]:25", "[10.0.0.32]:25"]
+    assert topo["addresses"]["relays"] == ["10.0.0.31", "10.0.0.32"]
+
+
+def test_ingress_rules_open_each_port_to_its_peers_only():
+    ingress = mailstack_topology(*cluster())["ingress"]
+    rules = {host: {r["name"]: (r["ports"], r["sources"]) for r in rs} for host, rs in ingress.items()}
+    assert rules["mx1"] == {"mx-smtp": ([25], [])}
+    assert rules["list1"] == {
+        "mailman_core-smtp": ([25], ["10.0.0.11/32", "10.0.0.12/32"]),
+        "mailman_core-mailman-rest": ([8001], ["10.0.0.51/32"]),
+    }
+    assert rules["relay1"] == {"relays-smtp": ([25], ["10.0.0.21/32"])}
+    assert rules["db1"] == {"db-postgresql": ([5432], ["10.0.0.21/32", "10.0.0.51/32"])}
+    assert rules["proxy1"] == {"proxy-http": ([80], []), "proxy-https": ([443], [])}
+    assert "web1" not in rules
+
+
+def test_a_host_in_several_groups_gets_the_union_and_ports_from_its_variables():
+    groups, hostvars = inventory(
+        mailman_core={"list1": {**CORE, "mailman_core__rest_port": 8101, "postgresql__port": "5433"}},
+        db={"list1": {}},
+        mx={"mx1": {**addr(11), "mailstack__address": "fd00::11"}},
+    )
+    rules = {r["name"]: r for r in mailstack_topology(groups, hostvars)["ingress"]["list1"]}
+    assert rules["mailman_core-smtp"]["sources"] == ["fd00::11/128"]
+    assert rules["db-postgresql"]["ports"] == [5433]
+    assert rules["db-postgresql"]["sources"] == ["10.0.0.21/32"]
+    assert "mailman_core-mailman-rest" not in rules  # no mailman_web host: the port stays closed
+
+
+def test_single_server_scans_on_port_25_open_to_everyone():
+    groups, hostvars = inventory(mailman_core={"list1": CORE}, relays={"relay1": addr(31)})
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["single_server"] is True
+    assert topo["mynetworks"]["mailman_core"] == ["127.0.0.0/8"]
+    assert topo["ingress"]["list1"][0]["sources"] == []
+
+
+def test_list_domains_merge_the_layers_by_name_over_every_back_end():
+    groups, hostvars = inventory(
+        mailman_core={
+            "list1": {
+                **addr(21),
+                "mailman_core__domains": [{"name": "A.example.org"}, {"name": "b.example.org"}],
+                "mailman_core__host_domains": [{"name": "b.example.org", "state": "absent"}],
+            },
+            "list2": {
+                **addr(22),
+                "mailman_core__group_domains": [{"name": "c.example.org"}, {"name": "a.example.org"}],
+            },
+        }
+    )
+    assert mailstack_topology(groups, hostvars)["list_domains"] == ["a.example.org", "c.example.org"]
+
+
+@pytest.mark.parametrize(
+    ("hostvars_change", "message"),
+    [
+        ({"relay1": {}}, "host 'relay1' has no mailstack__address"),
+        (
+            {"relay1": {"mailstack__address": "relay1.example.org"}},
+            "host 'relay1': mailstack__address must be an IPv4",
+        ),
+        (
+            {"list1": {**CORE, "mailman_core__rest_port": "eighty"}},
+            "host 'list1': mailman_core__rest_port must be a port",
+        ),
+        (
+            {"list1": {**CORE, "mailman_core__rest_port": 70000}},
+            "host 'list1': mailman_core__rest_port must be a port",
+        ),
+        (
+            {"list1": {**CORE, "mailman_core__domains": [{"name": "not a domain"}]}},
+            r"host 'list1': mailman_core__domains\[0\].name must be a domain name",
+        ),
+        (
+            {"list1": {**CORE, "mailman_core__domains": "lists.example.org"}},
+            "host 'list1': mailman_core__domains must be a list",
+        ),
+        (
+            {
+                "list1": {
+                    **CORE,
+                    "mailman_core__group_lists": [
+                        {"name": "x@lists.example.org"},
+                        {"name": "ops@other.example.org"},
+                    ],
+                }
+            },
+            r"host 'list1': mailman_core__group_lists\[1\] 'ops@other.example.org' is in domain "
+            r"'other.example.org', "
+            r"which is not one of its mailman_core__domains \(lists.example.org\)",
+        ),
+        (
+            {"list1": {**CORE, "mailman_core__lists": [{"name": "no-domain"}]}},
+            r"host 'list1': mailman_core__lists\[0\].name must be list@domain",
+        ),
+    ],
+)
+def test_bad_inventories_are_refused_naming_host_and_variable(hostvars_change, message):
+    groups, hostvars = cluster()
+    hostvars.update(hostvars_change)
+    with pytest.raises(AnsibleFilterError, match=f"^mailstack_topology: {message}"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_a_list_marked_absent_may_name_a_domain_no_longer_served():
+    groups, hostvars = cluster()
+    hostvars["list1"] = {
+        **CORE,
+        "mailman_core__host_lists": [{"name": "old@gone.example.org", "state": "absent"}],
+    }
+    assert mailstack_topology(groups, hostvars)["list_domains"] == ["lists.example.org"]
+
+
+@pytest.mark.parametrize(
+    ("group", "variable", "default"),
+    [(group, spec[0], spec[1]) for group, _name, spec, _proto, _sources in INGRESS if spec[0]],
+)
+def test_port_defaults_are_the_roles_defaults(group, variable, default):
+    role = variable.split("__", 1)[0]
+    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    assert defaults[variable] == default, f"{variable}: topology default {default} != role default"
