@@ -199,12 +199,50 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "addresses": addresses,
         "list_domains": list_domains,
         "mynetworks": mynetworks,
+        "db_clients": [_network(a) for g in ("mailman_core", "mailman_web") for a in addresses[g]],
         "backend_next_hops": [_next_hop(a) for a in addresses["mailman_core"]],
         "relay_next_hops": [_next_hop(a) for a in addresses["relays"]],
         "ingress": ingress,
     }
 
 
+def mailstack_merge_by_name(
+    layers: Any, variables: Sequence[str], casefold: bool = False
+) -> list[dict[str, Any]]:
+    """Merge layers of {name, ...} mappings by name: later layers win key by key.
+
+    The entries keep their ``state`` (the consuming module acts on ``absent``) and the order of
+    first appearance. ``variables`` names each layer, so errors say ``postgresql__host_roles[1]``.
+    """
+    where = "mailstack_merge_by_name"
+    if isinstance(layers, str | Mapping) or not isinstance(layers, Sequence):
+        raise AnsibleFilterError(f"{where}: input must be a list of layers, got {type(layers).__name__}")
+    if isinstance(variables, str) or not isinstance(variables, Sequence) or len(variables) != len(layers):
+        raise AnsibleFilterError(
+            f"{where}: give one variable name per layer ({len(layers)}), got {variables!r}"
+        )
+    merged: dict[str, dict[str, Any]] = {}
+    for variable, layer in zip(variables, layers, strict=True):
+        if layer is None:
+            continue
+        if isinstance(layer, str | Mapping) or not isinstance(layer, Sequence):
+            raise AnsibleFilterError(f"{where}: {variable} must be a list, got {type(layer).__name__}")
+        for index, entry in enumerate(layer):
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if not isinstance(name, str) or not name:
+                raise AnsibleFilterError(
+                    f"{where}: {variable}[{index}]: every entry needs a name, got {entry!r}"
+                )
+            state = entry.get("state", "present")
+            if state not in ("present", "absent"):
+                raise AnsibleFilterError(
+                    f"{where}: {variable}[{index}] '{name}': state must be present or absent, got {state!r}"
+                )
+            key = name.lower() if casefold else name
+            merged[key] = {**merged.get(key, {}), **entry, "name": key}
+    return list(merged.values())
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mailstack_topology": mailstack_topology}
+        return {"mailstack_topology": mailstack_topology, "mailstack_merge_by_name": mailstack_merge_by_name}

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "filter_plugins"))
 
-from mailstack import INGRESS, FilterModule, mailstack_topology  # noqa: E402
+from mailstack import INGRESS, FilterModule, mailstack_merge_by_name, mailstack_topology  # noqa: E402
 
 
 def inventory(**groups):
@@ -47,7 +47,7 @@ def cluster(**extra):
 
 
 def test_filter_is_exported():
-    assert set(FilterModule().filters()) == {"mailstack_topology"}
+    assert set(FilterModule().filters()) == {"mailstack_topology", "mailstack_merge_by_name"}
 
 
 def test_peers_networks_and_next_hops_of_a_cluster():
@@ -183,3 +183,48 @@ def test_port_defaults_are_the_roles_defaults(group, variable, default):
     role = variable.split("__", 1)[0]
     defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
     assert defaults[variable] == default, f"{variable}: topology default {default} != role default"
+
+
+def test_database_clients_are_the_mailman_hosts():
+    assert mailstack_topology(*cluster())["db_clients"] == ["10.0.0.21/32", "10.0.0.51/32"]
+
+
+LAYERS = ["x__items", "x__group_items", "x__host_items"]
+
+
+def test_merge_by_name_later_layers_win_key_by_key_and_keep_state():
+    merged = mailstack_merge_by_name(
+        [
+            [{"name": "mailman", "password": "a"}, {"name": "web", "password": "b"}],
+            None,
+            [{"name": "mailman", "state": "absent"}, {"name": "extra"}],
+        ],
+        LAYERS,
+    )
+    assert merged == [
+        {"name": "mailman", "password": "a", "state": "absent"},
+        {"name": "web", "password": "b"},
+        {"name": "extra"},
+    ]
+
+
+def test_merge_by_name_casefolds_on_request():
+    merged = mailstack_merge_by_name(
+        [[{"name": "Dev@X.org", "a": 1}], [{"name": "dev@x.org", "b": 2}], []], LAYERS, casefold=True
+    )
+    assert merged == [{"name": "dev@x.org", "a": 1, "b": 2}]
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ([[], [], {"name": "x"}], "x__host_items must be a list, got dict"),
+        ([[{"name": "a"}], [{"password": "p"}], []], r"x__group_items\[0\]: every entry needs a name"),
+        ([[{"name": "a", "state": "gone"}], [], []], r"x__items\[0\] 'a': state must be present or absent"),
+        ([[], []], "give one variable name per layer"),
+        ("x", "input must be a list of layers"),
+    ],
+)
+def test_merge_by_name_errors_name_the_variable_and_index(layers, message):
+    with pytest.raises(AnsibleFilterError, match=f"^mailstack_merge_by_name: {message}"):
+        mailstack_merge_by_name(layers, LAYERS)
