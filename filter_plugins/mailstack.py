@@ -35,6 +35,27 @@ INGRESS = (
     ("proxy", "https", (None, 443), "tcp", None),
 )
 
+# Every TCP port the roles open on a host of each group (loopback ones included): two services
+# of one host must not share a port. A single-server back-end also runs rspamd ("scanning").
+_RSPAMD = (
+    ("rspamd__milter_port", 11332),
+    ("rspamd__normal_port", 11333),
+    ("rspamd__controller_port", 11334),
+)
+LISTENERS = {
+    "mx": ((None, 25), *_RSPAMD),
+    "mailman_core": (
+        (None, 25),
+        ("mailman_core__lmtp_port", 8024),
+        ("mailman_core__rest_port", 8001),
+        ("mailman_core__smtp_port", 10025),
+    ),
+    "scanning": _RSPAMD,
+    "relays": ((None, 25),),
+    "db": (("postgresql__port", 5432),),
+    "proxy": ((None, 80), (None, 443)),
+}
+
 LOOPBACK_NETWORK = "127.0.0.0/8"
 _DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", re.ASCII)
 
@@ -165,6 +186,20 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
             if domain not in list_domains:
                 list_domains.append(domain)
 
+    # No two services of one host on one port.
+    for host in dict.fromkeys(h for hosts in members.values() for h in hosts):
+        used: dict[int, str] = {}
+        kinds = [g for g in LISTENERS if host in members.get(g, [])]
+        if single_server and host in members["mailman_core"]:
+            kinds.append("scanning")
+        for kind in kinds:
+            for spec in LISTENERS[kind]:
+                port = _port(hostvars, host, spec)
+                what = spec[0] or f"{kind} port {port}"
+                if port in used and used[port] != what:
+                    raise _error(f"host '{host}': port {port} of {what} is already used by {used[port]}")
+                used[port] = what
+
     # Who may send into each Postfix tier without further checks (its mynetworks).
     mynetworks = {
         "mailman_core": [LOOPBACK_NETWORK, *addresses["mx"]],
@@ -199,6 +234,7 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "addresses": addresses,
         "list_domains": list_domains,
         "mynetworks": mynetworks,
+        "db_port": _port(hostvars, members["db"][0], ("postgresql__port", 5432)) if members["db"] else 5432,
         "db_clients": [_network(a) for g in ("mailman_core", "mailman_web") for a in addresses[g]],
         "backend_next_hops": [_next_hop(a) for a in addresses["mailman_core"]],
         "relay_next_hops": [_next_hop(a) for a in addresses["relays"]],

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "filter_plugins"))
 
-from mailstack import INGRESS, FilterModule, mailstack_merge_by_name, mailstack_topology  # noqa: E402
+from mailstack import INGRESS, LISTENERS, FilterModule, mailstack_merge_by_name, mailstack_topology  # noqa: E402
 
 
 def inventory(**groups):
@@ -176,10 +176,13 @@ def test_a_list_marked_absent_may_name_a_domain_no_longer_served():
 
 
 @pytest.mark.parametrize(
-    ("group", "variable", "default"),
-    [(group, spec[0], spec[1]) for group, _name, spec, _proto, _sources in INGRESS if spec[0]],
+    ("variable", "default"),
+    sorted(
+        {spec for _group, _name, spec, _proto, _sources in INGRESS if spec[0]}
+        | {spec for specs in LISTENERS.values() for spec in specs if spec[0]}
+    ),
 )
-def test_port_defaults_are_the_roles_defaults(group, variable, default):
+def test_port_defaults_are_the_roles_defaults(variable, default):
     role = variable.split("__", 1)[0]
     defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
     assert defaults[variable] == default, f"{variable}: topology default {default} != role default"
@@ -228,3 +231,35 @@ def test_merge_by_name_casefolds_on_request():
 def test_merge_by_name_errors_name_the_variable_and_index(layers, message):
     with pytest.raises(AnsibleFilterError, match=f"^mailstack_merge_by_name: {message}"):
         mailstack_merge_by_name(layers, LAYERS)
+
+
+@pytest.mark.parametrize(
+    ("hostvars_change", "message"),
+    [
+        (
+            {"list1": {**CORE, "mailman_core__rest_port": 8024}},
+            "host 'list1': port 8024 of mailman_core__rest_port is already used by mailman_core__lmtp_port",
+        ),
+        ({"db1": {**addr(41), "postgresql__port": 25}}, None),
+    ],
+)
+def test_two_services_of_one_host_may_not_share_a_port(hostvars_change, message):
+    groups, hostvars = cluster()
+    hostvars.update(hostvars_change)
+    if message is None:  # another host's port 25 is no conflict
+        assert mailstack_topology(groups, hostvars)["db_port"] == 25
+        return
+    with pytest.raises(AnsibleFilterError, match=f"^mailstack_topology: {message}"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_a_back_end_that_is_also_the_database_host_is_checked_across_groups():
+    groups, hostvars = inventory(mailman_core={"list1": {**CORE, "postgresql__port": 8001}}, db={"list1": {}})
+    with pytest.raises(AnsibleFilterError, match="host 'list1': port 8001 of "):
+        mailstack_topology(groups, hostvars)
+
+
+def test_a_single_server_also_checks_rspamd_ports():
+    groups, hostvars = inventory(mailman_core={"list1": {**CORE, "rspamd__milter_port": 10025}})
+    with pytest.raises(AnsibleFilterError, match="port 10025 of rspamd__milter_port is already used"):
+        mailstack_topology(groups, hostvars)

@@ -1,0 +1,114 @@
+"""The host firewall of a running lab, seen from outside (`make lab-test`).
+
+Every TCP port any lab host listens on (read with `ss` inside the host), probed from the lab's
+`internet` host: only port 25 of the MX nodes and 80/443 of the proxy may answer. Then peers:
+a tier reaches the ports it needs, a host of another tier does not.
+"""
+
+import json
+
+import pytest
+from test_lab import HOSTVARS, group, lab_host
+
+PROBE = r"""
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    addr, port = target.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+    s.settimeout(2)
+    try:
+        s.connect((addr.strip("[]"), int(port)))
+        out[target] = "open"
+    except ConnectionRefusedError:
+        out[target] = "refused"
+    except OSError as e:
+        out[target] = "dropped" if isinstance(e, TimeoutError) else str(e)
+    finally:
+        s.close()
+print(json.dumps(out))
+"""
+
+
+def probe(source: str, targets: list[str]) -> dict[str, str]:
+    """Connect from lab host `source` to each "address:port"; open, refused or dropped."""
+    host = lab_host(source)
+    return json.loads(host.check_output("python3 -c %s " + " ".join(["%s"] * len(targets)), PROBE, *targets))
+
+
+def public_listeners(name: str) -> list[int]:
+    """TCP ports `name` listens on beyond loopback."""
+    ports = set()
+    for line in lab_host(name).check_output("ss -Hltn").splitlines():
+        local = line.split()[3]
+        addr, port = local.rsplit(":", 1)
+        if addr.startswith("127.") or addr in ("[::1]",) or "%lo" in addr:
+            continue
+        ports.add(int(port))
+    return sorted(ports)
+
+
+def address(name: str) -> str:
+    return HOSTVARS[name]["mailstack__address"]
+
+
+TIER_HOSTS = [h for h in sorted(HOSTVARS) if h not in group("lab")]
+
+
+def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer():
+    allowed = {(h, 25) for h in group("mx")} | {(h, p) for h in group("proxy") for p in (80, 443)}
+    targets = {}
+    for name in TIER_HOSTS:
+        for port in sorted(set(public_listeners(name)) | {p for h, p in allowed if h == name}):
+            targets[f"{address(name)}:{port}"] = (name, port)
+    seen = probe(group("lab_internet")[0], list(targets))
+    opened = sorted(targets[t] for t, state in seen.items() if state == "open")
+    # Only what is allowed and actually listening answers (the proxy has no web service yet).
+    assert set(opened) <= allowed, f"reachable from the internet: {set(opened) - allowed}"
+    assert {(h, 25) for h in group("mx")} <= set(opened)
+    closed = {t: s for t, s in seen.items() if targets[t] not in allowed}
+    assert all(s in ("refused", "dropped") for s in closed.values()), closed
+    # The ports that were open to the internet before the firewall (REST, PostgreSQL) are among them.
+    backend = group("mailman_core")[0]
+    assert {(backend, 8001), (backend, 5432)} <= {targets[t] for t in closed}
+    print(f"\n{len(seen)} listening ports on {len(TIER_HOSTS)} hosts probed from the internet: "
+          f"{len(opened)} open ({', '.join(f'{h}:{p}' for h, p in opened)}), {len(closed)} closed")
+
+
+@pytest.mark.parametrize(
+    ("source_group", "target_group", "port", "expected"),
+    [
+        ("mailman_web", "mailman_core", 8001, "open"),  # Postorius -> REST
+        ("mx", "mailman_core", 8001, "dropped"),
+        ("mailman_web", "db", 5432, "open"),
+        ("relays", "db", 5432, "dropped"),
+        ("mx", "mailman_core", 25, "open"),  # inbound list mail
+        ("relays", "mailman_core", 25, "dropped"),
+        ("mailman_core", "relays", 25, "open"),  # postfix-out -> relays
+        ("mx", "relays", 25, "dropped"),
+    ],
+)
+def test_each_tier_reaches_the_ports_it_needs_and_no_other(source_group, target_group, port, expected):
+    source = group(source_group)[0]
+    target = group(target_group)[0]
+    got = probe(source, [f"{address(target)}:{port}"])
+    assert got == {f"{address(target)}:{port}": expected}
+
+
+def test_refused_packets_are_counted():
+    backend = group("mailman_core")[0]
+    counters = lambda: lab_host(backend).check_output("nft --json list ruleset")  # noqa: E731
+    before = json.loads(counters())
+    probe(group("lab_internet")[0], [f"{address(backend)}:5432"] * 3)
+    after = json.loads(counters())
+
+    def dropped(ruleset):
+        return sum(
+            item["rule"]["expr"][i]["counter"]["packets"]
+            for item in ruleset["nftables"]
+            if "rule" in item
+            for i, e in enumerate(item["rule"]["expr"])
+            if "counter" in e and any("drop" in x for x in item["rule"]["expr"][i + 1:])
+        )
+
+    assert dropped(after) >= dropped(before) + 3
