@@ -75,8 +75,9 @@ _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0
 _WAKEUP = re.compile(r"([0-9]+)(\??)")  # ASCII digits only: Postfix's strspn(cp, "0123456789")
 _DIGITS = re.compile(r"[0-9]+")
 _NAME_RUN = re.compile(r"[A-Za-z0-9_]+")  # a parameter name after '$' (Postfix's ISALNUM is ASCII only)
-# Control characters (a tab is a blank) and lone surrogates, which cannot be written as UTF-8.
-_BAD_CHAR = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+# Control characters (a tab too: postconf shows it as a space) and lone surrogates, which cannot be
+# written as UTF-8.
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 _BAD_COMMENT_CHAR = re.compile(r"[\x00\ud800-\udfff]")
 
@@ -199,12 +200,16 @@ def _name_end(text: str, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _macro_scan(text: str, depth: int = 0) -> tuple[list[tuple[int, int]], list[str]]:
+def _macro_scan(
+    text: str, depth: int = 0, names: set[str] | None = None
+) -> tuple[list[tuple[int, int]], list[str]]:
     """mac_parse() as postconf runs it (both branches of every conditional are parsed).
 
     Returns the spans of the macro expressions of ``text`` and the texts that a conditional
-    expression may produce, nested ones included; raises _SyntaxProblem.
+    expression may produce, nested ones included; adds the names whose values are expanded
+    (not those only tested, as in ${name?text}) to ``names``; raises _SyntaxProblem.
     """
+    names = set() if names is None else names
     if depth > MAX_MACRO_NESTING:
         raise _SyntaxProblem(f"macro expressions are nested more than {MAX_MACRO_NESTING} deep, got {text!r}")
     spans: list[tuple[int, int]] = []
@@ -223,9 +228,10 @@ def _macro_scan(text: str, depth: int = 0) -> tuple[list[tuple[int, int]], list[
             body = text[pos + 2 : end - 1]
             if level or not body.strip(SPACE):
                 raise _SyntaxProblem(f"macro reference at {text[pos:]!r} is not closed or has no name")
-            results += _macro_expression(body, depth + 1)
+            results += _macro_expression(body, depth + 1, names)
         else:
             end = _name_end(text, pos + 1)
+            names.add(text[pos + 1 : end])
             if end == pos + 1:
                 raise _SyntaxProblem(
                     "'$' must start a parameter reference ($name, ${name}, $(name)) or be doubled ('$$' "
@@ -247,7 +253,7 @@ def _curly_operand(body: str, pos: int) -> tuple[str, int] | None:
     return body[start + 1 : end - 1], _space_at(body, end)
 
 
-def _macro_expression(body: str, depth: int) -> list[str]:
+def _macro_expression(body: str, depth: int, names: set[str]) -> list[str]:
     """The inside of ${...} or $(...): name, name?text, name:text, name?{a}:{b}, {a}==... forms."""
     left = _curly_operand(body, 0)
     if left is not None:  # relational expression: ${{a} == {b} ? {c} : {d}}
@@ -265,8 +271,8 @@ def _macro_expression(body: str, depth: int) -> list[str]:
             raise _SyntaxProblem(
                 f"a relational macro expression needs a {{text}} operand on the right, got {body!r}"
             )
-        _macro_scan(operand, depth + 1)
-        _macro_scan(right[0], depth + 1)
+        _macro_scan(operand, depth + 1, names)
+        _macro_scan(right[0], depth + 1, names)
         pos = right[1]
         if pos == len(body):
             return []
@@ -279,6 +285,7 @@ def _macro_expression(body: str, depth: int) -> list[str]:
         if end == start:
             raise _SyntaxProblem(f"macro reference at {body!r} has no parameter name")
         if pos == len(body):
+            names.add(body[start:end])
             return []
         if body[pos] not in "?:":
             raise _SyntaxProblem(
@@ -289,14 +296,14 @@ def _macro_expression(body: str, depth: int) -> list[str]:
     if body[pos] == "?":
         operand = _curly_operand(body, pos + 1)
         text, pos = operand if operand else (body[pos + 1 :], len(body))
-        results += [text, *_macro_scan(text, depth + 1)[1]]
+        results += [text, *_macro_scan(text, depth + 1, names)[1]]
         if pos == len(body):
             return results
         if body[pos] != ":":
             raise _SyntaxProblem(f"':' or the end must follow {{{text}}} in a macro expression, got {body!r}")
     operand = _curly_operand(body, pos + 1)
     text, pos = operand if operand else (body[pos + 1 :], len(body))
-    results += [text, *_macro_scan(text, depth + 1)[1]]
+    results += [text, *_macro_scan(text, depth + 1, names)[1]]
     if pos != len(body):
         raise _SyntaxProblem(f"unexpected text after {{{text}}} in a macro expression, got {body!r}")
     return results
@@ -332,12 +339,15 @@ def _group_problem(text: str, depth: int = 0) -> bool:
     return False
 
 
-def _value_problem(text: str) -> str | None:
-    """What Postfix would reject or misread in a main.cf or -o value, or None."""
+def _value_problem(text: str, own_name: str | None = None) -> str | None:
+    """What Postfix would reject or misread in a main.cf or -o value of parameter own_name, or None."""
+    names: set[str] = set()
     try:
-        spans, results = _macro_scan(text)
+        spans, results = _macro_scan(text, names=names)
     except _SyntaxProblem as problem:
         return str(problem)
+    if own_name in names:
+        return f"the value expands its own parameter (${own_name}), a loop Postfix rejects, got {text!r}"
     for result in results:
         literal = _without_spans(result, _macro_scan(result)[0], "")
         if "{" in literal or "}" in literal:
@@ -357,8 +367,8 @@ def _value_problem(text: str) -> str | None:
     return None
 
 
-def _check_value(where: _Where, field: str, text: str) -> None:
-    problem = _value_problem(text)
+def _check_value(where: _Where, field: str, text: str, own_name: str | None = None) -> None:
+    problem = _value_problem(text, own_name)
     if problem:
         raise where.error(f"{field}: {problem}")
 
@@ -480,17 +490,17 @@ def _check_options(where: _Where, options: Any) -> dict[str, Any]:
                 if isinstance(item, list | tuple | Mapping) or item is None:
                     raise where.error(f"{field}[{pos}] must be a string, number or boolean, got {item!r}")
                 text = _check_word(where, f"{field}[{pos}]", _option_text(item), allow_space=True)
-                _check_value(where, f"{field}[{pos}]", text)
+                _check_value(where, f"{field}[{pos}]", text, key)
                 if not text:
                     raise where.error(f"{field}[{pos}] must not be empty")
                 items.append(item)
-            _check_value(where, field, _option_text(items))
+            _check_value(where, field, _option_text(items), key)
             result[key] = list(items)
             continue
         if isinstance(value, Mapping | float):
             raise where.error(f"{field} must be a string, integer, boolean or list, got {value!r}")
         text = _check_word(where, field, _option_text(value), allow_space=True)
-        _check_value(where, field, text)
+        _check_value(where, field, text, key)
         if text == "":
             raise where.error(
                 f"{field}: value must not be empty (write [] for an explicitly empty value, "
@@ -608,16 +618,16 @@ def _main_value_text(value: Any) -> str:
     return str(value)
 
 
-def _check_main_text(where: _Where, field: str, text: str) -> None:
+def _check_main_text(where: _Where, field: str, text: str, name: str | None) -> None:
     _check_text(where, field, text)
     if text != text.strip(ISSPACE):
         raise where.error(f"{field} must not start or end with whitespace, got {text!r}")
-    _check_value(where, field, text)
+    _check_value(where, field, text, name)
     if not _braces_balanced(text):
         raise where.error(f"{field} must have balanced '{{' and '}}', got {text!r}")
 
 
-def _check_param_value(where: _Where, value: Any) -> Any:
+def _check_param_value(where: _Where, value: Any, name: str | None = None) -> Any:
     if value is None:
         raise where.error("value is null; give a value, or state: absent to remove the parameter")
     if isinstance(value, list | tuple):
@@ -630,12 +640,12 @@ def _check_param_value(where: _Where, value: Any) -> Any:
                     f"value[{pos}] must be non-empty, on one line, without leading or trailing "
                     f"whitespace, got {text!r}"
                 )
-            _check_main_text(where, f"value[{pos}]", text)
-        _check_main_text(where, "value", _main_value_text(value))
+            _check_main_text(where, f"value[{pos}]", text, name)
+        _check_main_text(where, "value", _main_value_text(value), name)
         return list(value)
     if isinstance(value, Mapping | float) or not isinstance(value, str | int):
         raise where.error(f"value must be a string, integer, boolean or list, got {value!r}")
-    _check_main_text(where, "value", _main_value_text(value))
+    _check_main_text(where, "value", _main_value_text(value), name)
     return value
 
 
@@ -655,7 +665,7 @@ def _normalize_param(where: _Where, entry: Any, index: int) -> Param:
         raise here.error("value is required")
     return {
         "name": name,
-        "value": _check_param_value(here, entry["value"]),
+        "value": _check_param_value(here, entry["value"], name),
         "comment": _check_comment(here, entry.get("comment")),
     }
 

@@ -43,6 +43,9 @@ BAD_VALUES = [
     "x${relayhost}{b}c",  # ... or to nothing
     "{",  # 4: unbalanced, in main.cf too
     "a\x00b",  # 5: NUL
+    # Found by the differential test with 5,000 cases:
+    "a\tb",  # postconf shows a tab as a space
+    "x ${smtpd_banner}",  # a value that expands its own parameter: unreasonable macro call nesting
 ]
 
 
