@@ -72,7 +72,22 @@ _INSTANCE_NAME = re.compile(r"postfix-[A-Za-z0-9][A-Za-z0-9._-]*")
 _LOCAL_SERVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _SERVICE_PORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]{0,62}(\.[A-Za-z0-9_][A-Za-z0-9_-]{0,62})*")
-_WAKEUP = re.compile(r"(\d+)(\??)")
+_WAKEUP = re.compile(r"([0-9]+)(\??)")  # ASCII digits only: Postfix's strspn(cp, "0123456789")
+_DIGITS = re.compile(r"[0-9]+")
+_NAME_RUN = re.compile(r"[A-Za-z0-9_]+")  # a parameter name after '$' (Postfix's ISALNUM is ASCII only)
+# Control characters (a tab too: postconf shows it as a space) and lone surrogates, which cannot be
+# written as UTF-8.
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+_BAD_COMMENT_CHAR = re.compile(r"[\x00\ud800-\udfff]")
+
+SPACE = " \t\r\n"  # Postfix's CHARS_SPACE: what separates words of a value and fields of master.cf
+ISSPACE = " \t\n\v\f\r"  # Postfix's ISSPACE() (ASCII only): what it trims and what continues a line
+RELATIONAL_OPERATORS = ("==", "!=", "<", "<=", ">=", ">")
+MAX_MACRO_NESTING = 20  # Postfix gives up at 100 nested macro calls; nobody needs 20
+MAX_BRACE_NESTING = 20
+# Daemon options that take a value (postconf_master.c): a cluster with 'o' hides an override.
+OPTION_WITH_VALUE = "o"
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +137,255 @@ def _param_label(entry: Mapping[str, Any], index: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Postfix's syntax: one definition of a word, a {...} group, a value and a macro expression,
+# used by the checks and by postfix_parse_master_cf.  Taken from postconf(5), master(5) and the
+# Postfix 3.7 sources they describe (mac_parse.c, mac_expand.c, mystrtok.c, balpar.c, extpar.c,
+# readlline.c, postconf_dbms.c, postconf_master.c).
+
+
+class _SyntaxProblem(Exception):
+    """What Postfix would reject or misread in a value; the message completes 'field: ...'."""
+
+
+def _space_at(text: str, pos: int) -> int:
+    """The position after a run of Postfix separators (CHARS_SPACE) from pos."""
+    while pos < len(text) and text[pos] in SPACE:
+        pos += 1
+    return pos
+
+
+def _group_end(text: str, pos: int) -> int:
+    """balpar(): the position after the '}' that closes the '{' at pos, or -1 when it is never closed."""
+    depth = 0
+    for end in range(pos, len(text)):
+        if text[end] == "{":
+            depth += 1
+        elif text[end] == "}":
+            depth -= 1
+            if depth == 0:
+                return end + 1
+    return -1
+
+
+def _words(text: str, separators: str = SPACE + ",") -> list[str]:
+    """mystrtokq(): split at separators outside {...}; a '}' without its '{' is an ordinary character."""
+    words, depth, start = [], 0, 0
+    for pos, char in enumerate(text):
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth > 0:
+            depth -= 1
+        elif depth == 0 and char in separators:
+            words.append(text[start:pos])
+            start = pos + 1
+    words.append(text[start:])
+    return [word for word in words if word]
+
+
+def _braces_balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _name_end(text: str, pos: int) -> int:
+    """The end of a run of ASCII letters, digits and '_' (a parameter name) from pos."""
+    match = _NAME_RUN.match(text, pos)
+    return match.end() if match else pos
+
+
+def _macro_scan(
+    text: str, depth: int = 0, names: set[str] | None = None
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """mac_parse() as postconf runs it (both branches of every conditional are parsed).
+
+    Returns the spans of the macro expressions of ``text`` and the texts that a conditional
+    expression may produce, nested ones included; adds the names whose values are expanded
+    (not those only tested, as in ${name?text}) to ``names``; raises _SyntaxProblem.
+    """
+    names = set() if names is None else names
+    if depth > MAX_MACRO_NESTING:
+        raise _SyntaxProblem(f"macro expressions are nested more than {MAX_MACRO_NESTING} deep, got {text!r}")
+    spans: list[tuple[int, int]] = []
+    results: list[str] = []
+    pos = 0
+    while (pos := text.find("$", pos)) >= 0:
+        nxt = text[pos + 1 : pos + 2]
+        if nxt == "$":
+            pos += 2
+            continue
+        if nxt in ("{", "("):
+            close, level, end = "}" if nxt == "{" else ")", 1, pos + 2
+            while end < len(text) and level:
+                level += {nxt: 1, close: -1}.get(text[end], 0)
+                end += 1
+            body = text[pos + 2 : end - 1]
+            if level or not body.strip(SPACE):
+                raise _SyntaxProblem(f"macro reference at {text[pos:]!r} is not closed or has no name")
+            results += _macro_expression(body, depth + 1, names)
+        else:
+            end = _name_end(text, pos + 1)
+            names.add(text[pos + 1 : end])
+            if end == pos + 1:
+                raise _SyntaxProblem(
+                    "'$' must start a parameter reference ($name, ${name}, $(name)) or be doubled ('$$' "
+                    f"is a literal '$'), got {text!r}"
+                )
+        spans.append((pos, end))
+        pos = end
+    return spans, results
+
+
+def _curly_operand(body: str, pos: int) -> tuple[str, int] | None:
+    """A {text} operand after optional separators: (text, position after it and the separators after it)."""
+    start = _space_at(body, pos)
+    if start >= len(body) or body[start] != "{":
+        return None
+    end = _group_end(body, start)
+    if end < 0:
+        raise _SyntaxProblem(f"unbalanced {{}} in macro expression {body!r}")
+    return body[start + 1 : end - 1], _space_at(body, end)
+
+
+def _macro_expression(body: str, depth: int, names: set[str]) -> list[str]:
+    """The inside of ${...} or $(...): name, name?text, name:text, name?{a}:{b}, {a}==... forms."""
+    left = _curly_operand(body, 0)
+    if left is not None:  # relational expression: ${{a} == {b} ? {c} : {d}}
+        operand, pos = left
+        op_end = pos
+        while op_end < len(body) and body[op_end] in "<>!=?+-*/~&|%":
+            op_end += 1
+        if body[pos:op_end] not in RELATIONAL_OPERATORS:
+            raise _SyntaxProblem(
+                f"a relational macro expression needs one of {', '.join(RELATIONAL_OPERATORS)} after "
+                f"{{{operand}}}, got {body!r}"
+            )
+        right = _curly_operand(body, op_end) if body[op_end : op_end + 1] in ("{", *SPACE) else None
+        if right is None:
+            raise _SyntaxProblem(
+                f"a relational macro expression needs a {{text}} operand on the right, got {body!r}"
+            )
+        _macro_scan(operand, depth + 1, names)
+        _macro_scan(right[0], depth + 1, names)
+        pos = right[1]
+        if pos == len(body):
+            return []
+        if body[pos] not in "?:":
+            raise _SyntaxProblem(f"'?' or ':' must follow a relational macro expression, got {body!r}")
+    else:
+        start = _space_at(body, 0)
+        end = _name_end(body, start)
+        pos = _space_at(body, end)
+        if end == start:
+            raise _SyntaxProblem(f"macro reference at {body!r} has no parameter name")
+        if pos == len(body):
+            names.add(body[start:end])
+            return []
+        if body[pos] not in "?:":
+            raise _SyntaxProblem(
+                f"a macro reference is a parameter name (letters, digits, '_'), optionally followed by "
+                f"'?' or ':' and a value, got {body!r}"
+            )
+    results: list[str] = []
+    if body[pos] == "?":
+        operand = _curly_operand(body, pos + 1)
+        text, pos = operand if operand else (body[pos + 1 :], len(body))
+        results += [text, *_macro_scan(text, depth + 1, names)[1]]
+        if pos == len(body):
+            return results
+        if body[pos] != ":":
+            raise _SyntaxProblem(f"':' or the end must follow {{{text}}} in a macro expression, got {body!r}")
+    operand = _curly_operand(body, pos + 1)
+    text, pos = operand if operand else (body[pos + 1 :], len(body))
+    results += [text, *_macro_scan(text, depth + 1, names)[1]]
+    if pos != len(body):
+        raise _SyntaxProblem(f"unexpected text after {{{text}}} in a macro expression, got {body!r}")
+    return results
+
+
+def _without_spans(text: str, spans: list[tuple[int, int]], filler: str) -> str:
+    out, last = [], 0
+    for start, end in spans:
+        out += [text[last:start], filler]
+        last = end
+    return "".join([*out, text[last:]])
+
+
+def _group_problem(text: str, depth: int = 0) -> bool:
+    """True when postconf warns about a {...} group (postconf_dbms.c, on the expanded value).
+
+    A word (split at blanks and ',' outside braces) that starts with '{' must be one group, and
+    so must the part after the first ':' of a type:name word; the group's inside is read the same way.
+    """
+    if depth > MAX_BRACE_NESTING:
+        return True
+    for word in _words(text):
+        inside = word
+        if not word.startswith("{"):
+            head, sep, inside = word.partition(":")
+            while sep and head == "proxy":
+                head, sep, inside = inside.partition(":")
+            if not inside.startswith("{"):
+                continue
+        end = _group_end(inside, 0)
+        if end != len(inside) or _group_problem(inside[1:-1], depth + 1):
+            return True
+    return False
+
+
+def _value_problem(text: str, own_name: str | None = None) -> str | None:
+    """What Postfix would reject or misread in a main.cf or -o value of parameter own_name, or None."""
+    names: set[str] = set()
+    try:
+        spans, results = _macro_scan(text, names=names)
+    except _SyntaxProblem as problem:
+        return str(problem)
+    if own_name in names:
+        return f"the value expands its own parameter (${own_name}), a loop Postfix rejects, got {text!r}"
+    for result in results:
+        literal = _without_spans(result, _macro_scan(result)[0], "")
+        if "{" in literal or "}" in literal:
+            return (
+                f"the text {result!r} of a conditional macro must not contain '{{' or '}}' (Postfix "
+                f"reads the braces of the expanded value), got {text!r}"
+            )
+    # postconf reads the groups of the expanded value.  The texts of conditionals have no braces
+    # (above), so what a reference expands to matters only as empty, a word, or a blank.
+    expansions = ("x", "", " ") if spans else ("",)
+    for pos, expansion in enumerate(expansions):
+        if _group_problem(_without_spans(text, spans, expansion)):
+            return (
+                "a word that starts with '{' must end with its matching '}' (Postfix reads it as one "
+                f"{{...}} group{', also after a macro reference expands' if pos else ''}), got {text!r}"
+            )
+    return None
+
+
+def _check_value(where: _Where, field: str, text: str, own_name: str | None = None) -> None:
+    problem = _value_problem(text, own_name)
+    if problem:
+        raise where.error(f"{field}: {problem}")
+
+
+def _check_text(where: _Where, field: str, text: str) -> None:
+    """Characters: one line, no control character (a tab is a blank), valid Unicode."""
+    if "\n" in text or "\r" in text:
+        raise where.error(f"{field} must be on one line (no newline), got {text!r}")
+    bad = _BAD_CHAR.search(text)
+    if bad:
+        raise where.error(
+            f"{field} must not contain control characters or unpaired surrogates, got {bad.group()!r} "
+            f"in {text!r}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # Field checks (each returns the canonical value or raises)
 
 
@@ -164,55 +428,9 @@ def _check_wakeup(where: _Where, value: Any) -> int | str:
 def _check_maxproc(where: _Where, value: Any) -> int | str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and (value == DEFAULT_FIELD or value.isdigit()):
+    if isinstance(value, str) and (value == DEFAULT_FIELD or _DIGITS.fullmatch(value)):
         return value if value == DEFAULT_FIELD else int(value)
     raise where.error(f"maxproc must be an integer or '-', got {value!r}")
-
-
-def _braces_balanced(text: str) -> bool:
-    depth = 0
-    for char in text:
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0
-
-
-def _macro_error(text: str) -> str | None:
-    """What Postfix's macro parser would reject in a main.cf or -o value, or None."""
-    pos = 0
-    while True:
-        pos = text.find("$", pos)
-        if pos < 0:
-            return None
-        nxt = text[pos + 1 : pos + 2]
-        if nxt == "$" or (nxt and (nxt.isalnum() or nxt == "_") and nxt.isascii()):
-            pos += 2
-            continue
-        if nxt in ("{", "("):
-            close, depth, end = "}" if nxt == "{" else ")", 0, pos + 1
-            while end < len(text):
-                depth += {nxt: 1, close: -1}.get(text[end], 0)
-                if depth == 0:
-                    break
-                end += 1
-            if end >= len(text) or end == pos + 2:
-                return f"macro reference at {text[pos:]!r} is not closed or has no name"
-            pos = end + 1
-            continue
-        return (
-            f"'$' must start a parameter reference ($name, ${{name}}, $(name)) or be doubled ('$$' is a "
-            f"literal '$'), got {text!r}"
-        )
-
-
-def _check_macros(where: _Where, field: str, text: str) -> None:
-    problem = _macro_error(text)
-    if problem:
-        raise where.error(f"{field}: {problem}")
 
 
 def _check_word(where: _Where, field: str, value: Any, *, allow_space: bool) -> str:
@@ -220,11 +438,10 @@ def _check_word(where: _Where, field: str, value: Any, *, allow_space: bool) -> 
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise where.error(f"{field} must be a string, got {_type_name(value)} {value!r}")
     text = str(value)
-    if "\n" in text or "\r" in text:
-        raise where.error(f"{field} must be on one line (no newline), got {text!r}")
-    if not allow_space and re.search(r"\s", text):
+    _check_text(where, field, text)
+    if not allow_space and any(char in SPACE for char in text):
         raise where.error(f"{field} must not contain whitespace, got {text!r}")
-    if text != text.strip():
+    if text != text.strip(ISSPACE):
         raise where.error(f"{field} must not start or end with whitespace, got {text!r}")
     if not _braces_balanced(text):
         raise where.error(f"{field} must have balanced '{{' and '}}', got {text!r}")
@@ -257,48 +474,6 @@ def _option_text(value: Any) -> str:
     return str(value)
 
 
-def _group_ok(text: str) -> bool:
-    """Postfix reads a word that starts with '{' as one {...} group: nothing may follow the group.
-
-    Words are split at whitespace and ',' outside braces (as Postfix splits list values); in a
-    `type:name` word the part after the first ':' is checked too (checked against postconf 3.7).
-    """
-    for word in _split_outside_braces(text, " \t,"):
-        checked = word
-        if not checked.startswith("{"):
-            parts = _split_outside_braces(word, ":", maxsplit=1)
-            checked = parts[1] if len(parts) > 1 else ""
-        if checked.startswith("{"):
-            depth = 0
-            for pos, char in enumerate(checked):
-                depth += {"{": 1, "}": -1}.get(char, 0)
-                if depth == 0:
-                    if pos != len(checked) - 1:
-                        return False
-                    break
-    return True
-
-
-def _split_outside_braces(text: str, separators: str, maxsplit: int = -1) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for pos, char in enumerate(text):
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0 and char in separators and maxsplit != 0:
-            parts.append(text[start:pos])
-            start = pos + 1
-            maxsplit -= 1
-    parts.append(text[start:])
-    return [part for part in parts if part]
-
-
-def _check_group(where: _Where, field: str, text: str) -> None:
-    if not _group_ok(text):
-        raise where.error(
-            f"{field}: a word that starts with '{{' must end with its matching '}}' "
-            f"(Postfix reads it as one {{...}} group), got {text!r}"
-        )
-
-
 def _check_options(where: _Where, options: Any) -> dict[str, Any]:
     if not isinstance(options, Mapping):
         raise where.error(f"options must be a mapping of parameter name to value, got {options!r}")
@@ -315,19 +490,17 @@ def _check_options(where: _Where, options: Any) -> dict[str, Any]:
                 if isinstance(item, list | tuple | Mapping) or item is None:
                     raise where.error(f"{field}[{pos}] must be a string, number or boolean, got {item!r}")
                 text = _check_word(where, f"{field}[{pos}]", _option_text(item), allow_space=True)
-                _check_macros(where, f"{field}[{pos}]", text)
-                _check_group(where, f"{field}[{pos}]", text)
+                _check_value(where, f"{field}[{pos}]", text, key)
                 if not text:
                     raise where.error(f"{field}[{pos}] must not be empty")
                 items.append(item)
-            _check_group(where, field, _option_text(items))
+            _check_value(where, field, _option_text(items), key)
             result[key] = list(items)
             continue
         if isinstance(value, Mapping | float):
             raise where.error(f"{field} must be a string, integer, boolean or list, got {value!r}")
         text = _check_word(where, field, _option_text(value), allow_space=True)
-        _check_macros(where, field, text)
-        _check_group(where, field, text)
+        _check_value(where, field, text, key)
         if text == "":
             raise where.error(
                 f"{field}: value must not be empty (write [] for an explicitly empty value, "
@@ -344,13 +517,21 @@ def _check_args(where: _Where, args: Any) -> list[str]:
     for pos, arg in enumerate(result):
         if arg == "":
             raise where.error(f"args[{pos}] must not be empty")
-    # Postfix reads `-o` as an override up to the first argument that does not start with '-'.
+    # Leading arguments that start with '-' are daemon options, read as getopt(3) reads them
+    # (postconf_master.c): a cluster such as '-vo' is '-v -o', '-oname=value' is '-o name=value',
+    # a lone '-' takes the next argument as its value, and '--' ends the options.
     for pos, arg in enumerate(result):
-        if not arg.startswith("-"):
+        if arg == "--" or not arg.startswith("-"):
             break
         if arg == "-o":
             raise where.error(f"args[{pos}]: '-o' here would be read as an override; use options instead")
-    if result and result[0].startswith("#"):
+        if arg == "-" or OPTION_WITH_VALUE in arg[1:]:
+            raise where.error(
+                f"args[{pos}]: Postfix reads {arg!r} as daemon options letter by letter, and "
+                f"{'a lone -' if arg == '-' else 'the letter o'} takes a value (an override); use options "
+                "instead, or put '--' before arguments that start with '-'"
+            )
+    if result and result[0].startswith("#") and _brace(result[0]) == result[0]:
         raise where.error(f"args[0] must not start with '#' (the line would be a comment), got {result[0]!r}")
     return result
 
@@ -362,7 +543,9 @@ def _check_comment(where: _Where, comment: Any) -> str:
         raise where.error(f"comment must be a string, got {comment!r}")
     if "\r" in comment:
         raise where.error(f"comment must not contain carriage returns, got {comment!r}")
-    return "\n".join(line.rstrip() for line in comment.rstrip().split("\n"))
+    if _BAD_COMMENT_CHAR.search(comment):
+        raise where.error(f"comment must not contain NUL characters or unpaired surrogates, got {comment!r}")
+    return "\n".join(line.rstrip(ISSPACE) for line in comment.rstrip(ISSPACE).split("\n"))
 
 
 def _normalize_service(where: _Where, entry: Any, index: int) -> Service:
@@ -435,7 +618,16 @@ def _main_value_text(value: Any) -> str:
     return str(value)
 
 
-def _check_param_value(where: _Where, value: Any) -> Any:
+def _check_main_text(where: _Where, field: str, text: str, name: str | None) -> None:
+    _check_text(where, field, text)
+    if text != text.strip(ISSPACE):
+        raise where.error(f"{field} must not start or end with whitespace, got {text!r}")
+    _check_value(where, field, text, name)
+    if not _braces_balanced(text):
+        raise where.error(f"{field} must have balanced '{{' and '}}', got {text!r}")
+
+
+def _check_param_value(where: _Where, value: Any, name: str | None = None) -> Any:
     if value is None:
         raise where.error("value is null; give a value, or state: absent to remove the parameter")
     if isinstance(value, list | tuple):
@@ -443,23 +635,17 @@ def _check_param_value(where: _Where, value: Any) -> Any:
             if item is None or isinstance(item, list | tuple | Mapping | float):
                 raise where.error(f"value[{pos}] must be a string, integer or boolean, got {item!r}")
             text = _main_value_text(item)
-            if not text or "\n" in text or "\r" in text or text != text.strip():
+            if not text or "\n" in text or "\r" in text or text != text.strip(ISSPACE):
                 raise where.error(
                     f"value[{pos}] must be non-empty, on one line, without leading or trailing "
                     f"whitespace, got {text!r}"
                 )
-            _check_macros(where, f"value[{pos}]", text)
-            _check_group(where, f"value[{pos}]", text)
+            _check_main_text(where, f"value[{pos}]", text, name)
+        _check_main_text(where, "value", _main_value_text(value), name)
         return list(value)
     if isinstance(value, Mapping | float) or not isinstance(value, str | int):
         raise where.error(f"value must be a string, integer, boolean or list, got {value!r}")
-    text = _main_value_text(value)
-    if "\n" in text or "\r" in text:
-        raise where.error(f"value must be on one line (no newline), got {text!r}")
-    if text != text.strip():
-        raise where.error(f"value must not start or end with whitespace, got {text!r}")
-    _check_macros(where, "value", text)
-    _check_group(where, "value", text)
+    _check_main_text(where, "value", _main_value_text(value), name)
     return value
 
 
@@ -473,12 +659,13 @@ def _normalize_param(where: _Where, entry: Any, index: int) -> Param:
     name = entry.get("name")
     if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
         raise here.error(f"name must match [A-Za-z0-9_]+, got {name!r}")
-    _check_state(here, entry.get("state", "present"))
+    if _check_state(here, entry.get("state", "present")) == "absent":
+        return {"name": name, "value": entry.get("value"), "comment": ""}  # only the name counts
     if "value" not in entry:
         raise here.error("value is required")
     return {
         "name": name,
-        "value": _check_param_value(here, entry["value"]),
+        "value": _check_param_value(here, entry["value"], name),
         "comment": _check_comment(here, entry.get("comment")),
     }
 
@@ -721,10 +908,10 @@ def _inet_endpoint(name: str) -> tuple[str, str] | None:
             try:
                 host = str(ipaddress.IPv4Address(host))
             except ValueError:
-                if not _HOSTNAME.fullmatch(host) or host.replace(".", "").isdigit():
+                if not _HOSTNAME.fullmatch(host) or _DIGITS.fullmatch(host.replace(".", "")):
                     return None
                 host = host.lower()
-    if port.isdigit():
+    if _DIGITS.fullmatch(port):
         if not 0 < int(port) < 65536:
             return None
         port = str(int(port))
@@ -806,12 +993,12 @@ def postfix_check_instances(instances: Any) -> Any:
 
 
 def _brace(text: str) -> str:
-    """A command argument as master.cf needs it: { ... } when it has whitespace or starts with '{'."""
-    return f"{{ {text} }}" if re.search(r"\s", text) or text.startswith("{") else text
+    """A command argument as master.cf needs it: { ... } when it has a blank or starts with '{'."""
+    return f"{{ {text} }}" if any(char in SPACE for char in text) or text.startswith("{") else text
 
 
 def _comment_lines(comment: str) -> list[str]:
-    return [f"# {line}".rstrip() if line.strip() else "#" for line in comment.split("\n")]
+    return [f"# {line}".rstrip(ISSPACE) if line.strip(ISSPACE) else "#" for line in comment.split("\n")]
 
 
 def _master_line(service: Service) -> str:
@@ -842,7 +1029,7 @@ def _render_master(services: list[Service]) -> str:
         lines.append(_master_line(service))
         for key, value in service["options"].items():
             text = _option_text(value)
-            if re.search(r"\s", text) or text.startswith("{"):
+            if any(char in SPACE for char in text) or text.startswith("{"):
                 lines.append(f"{MASTER_INDENT}-o {{ {key} = {text} }}")
             else:
                 lines.append(f"{MASTER_INDENT}-o {key}={text}")
@@ -871,7 +1058,7 @@ def postfix_main_cf(params: Any, instance: str = "-") -> str:
                 lines.append("")
             lines.extend(_comment_lines(param["comment"]))
         value = param["value"]
-        single = f"{param['name']} = {_main_value_text(value)}".rstrip()
+        single = f"{param['name']} = {_main_value_text(value)}".rstrip(" ")
         items = [_main_value_text(item) for item in value] if isinstance(value, list) else []
         # One item per continuation line, unless an item starts with '#' (that line would be a comment).
         if len(items) > 1 and len(single) > MAIN_LIST_WIDTH and not any(i.startswith("#") for i in items):
@@ -889,19 +1076,23 @@ def postfix_main_cf(params: Any, instance: str = "-") -> str:
 
 
 def _logical_lines(text: str) -> Iterable[tuple[list[str], str]]:
-    """Postfix's readlline: yield (comment lines just before the entry, logical line)."""
+    """Postfix's readlline: yield (comment lines just before the entry, logical line).
+
+    Lines end at "\n" only; a line whose first character is ASCII whitespace continues the entry;
+    comment and blank lines inside an entry do not end it.
+    """
     comments: list[str] = []
     current: str | None = None
     current_comments: list[str] = []
-    for raw in text.splitlines():
-        stripped = raw.strip()
+    for raw in text.split("\n"):
+        stripped = raw.strip(ISSPACE)
         if not stripped:
             comments = []
             continue
         if stripped.startswith("#"):
             comments.append(stripped[1:].removeprefix(" "))
             continue
-        if raw[0].isspace():
+        if raw[0] in ISSPACE:
             if current is None:
                 raise AnsibleFilterError(
                     f"postfix_parse_master_cf: continuation line without an entry before it: {raw!r}"
@@ -917,29 +1108,17 @@ def _logical_lines(text: str) -> Iterable[tuple[list[str], str]]:
 
 
 def _tokens(line: str) -> list[str]:
-    """Split on whitespace outside braces, like Postfix's mystrtokq()."""
-    tokens: list[str] = []
-    depth, token = 0, ""
-    for char in line:
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth = max(0, depth - 1)
-        if char.isspace() and depth == 0:
-            if token:
-                tokens.append(token)
-            token = ""
-        else:
-            token += char
-    if token:
-        tokens.append(token)
-    return tokens
+    """The fields of a master.cf entry: split at blanks outside braces, like Postfix's mystrtokq()."""
+    return _words(line, SPACE)
 
 
 def _unbrace(token: str) -> str:
-    if token.startswith("{") and token.endswith("}"):
-        return token[1:-1].strip()
-    return token
+    """extpar(): a token that starts with '{' is one {...} group; its inside, trimmed."""
+    if not token.startswith("{"):
+        return token
+    if _group_end(token, 0) != len(token):
+        raise _SyntaxProblem(f"a field that starts with '{{' must be one {{...}} group, got {token!r}")
+    return token[1:-1].strip(ISSPACE)
 
 
 def _parsed_value(text: str) -> Any:
@@ -951,6 +1130,16 @@ def postfix_parse_master_cf(text: str, keep_comments: bool = False) -> list[Serv
     where = _Where("postfix_parse_master_cf")
     if not isinstance(text, str):
         raise where.error(f"input must be the text of a master.cf file, got {_type_name(text)}")
+    if "\x00" in text:
+        raise where.error("input must not contain NUL characters (Postfix would stop reading the line there)")
+    try:
+        raw = _parse_entries(where, text, keep_comments)
+    except _SyntaxProblem as problem:
+        raise where.error(str(problem)) from None
+    return _normalize_services(where, raw)
+
+
+def _parse_entries(where: _Where, text: str, keep_comments: bool) -> list[dict[str, Any]]:
     raw: list[dict[str, Any]] = []
     for comments, line in _logical_lines(text):
         tokens = _tokens(line)
@@ -971,7 +1160,7 @@ def postfix_parse_master_cf(text: str, keep_comments: bool = False) -> list[Serv
                         f"override must be name=value, got {rest[pos + 1]!r}"
                     )
                 key, value = setting.split("=", 1)
-                options[key.strip()] = _parsed_value(value.strip())
+                options[key.strip(ISSPACE)] = _parsed_value(value.strip(ISSPACE))
                 pos += 2
                 continue
             break
@@ -991,7 +1180,7 @@ def postfix_parse_master_cf(text: str, keep_comments: bool = False) -> list[Serv
         if keep_comments and comments:
             entry["comment"] = "\n".join(comments)
         raw.append(entry)
-    return _normalize_services(where, raw)
+    return raw
 
 
 # --------------------------------------------------------------------------------------------

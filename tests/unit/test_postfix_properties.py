@@ -8,6 +8,7 @@ parameters (postconf warns about unknown ones).
 from __future__ import annotations
 
 import operator
+import re
 from types import ModuleType
 from typing import Any
 
@@ -93,7 +94,13 @@ braced = st.one_of(
 )
 # A non-empty value on one line, without leading or trailing whitespace, braces balanced, and
 # (Postfix reads a value that starts with '{' as one group) nothing after a leading {...} group.
-value_text = st.one_of(word, word, spaced, braced).filter(_group_ok)
+# No '{' right after a reference: postconf reads the groups of the expanded value, and a reference
+# may expand to nothing or end in a blank.
+value_text = (
+    st.one_of(word, word, spaced, braced)
+    .filter(_group_ok)
+    .filter(lambda v: not re.search(r"(\$[A-Za-z0-9_]+|[)}])\{", v))
+)
 
 flag = st.sampled_from(["y", "n", "-", True, False])
 wakeup = st.one_of(st.just("-"), st.integers(0, 100_000), st.integers(0, 100_000).map(lambda n: f"{n}?"))
@@ -117,12 +124,13 @@ options = st.dictionaries(st.sampled_from(REAL_PARAMS), option_value, max_size=5
 
 
 def _args_ok(args: list[str]) -> bool:
-    if args and args[0].startswith("#"):
+    """Leading '-' arguments are daemon options read letter by letter (getopt); 'o' takes a value."""
+    if args and args[0].startswith("#") and " " not in args[0]:
         return False
     for arg in args:
-        if not arg.startswith("-"):
+        if arg == "--" or not arg.startswith("-"):
             return True
-        if arg == "-o":
+        if arg == "-" or "o" in arg[1:]:
             return False
     return True
 
@@ -193,7 +201,8 @@ def expected_canonical(entry: dict[str, Any]) -> dict[str, Any]:
     def number(value: Any) -> Any:
         return int(value) if isinstance(value, str) and value.isdigit() else value
 
-    comment_text = entry.get("comment", "").rstrip()
+    blanks = " \t\n\v\f\r"  # Postfix trims ASCII whitespace only
+    comment_text = entry.get("comment", "").rstrip(blanks)
     return {
         "name": entry["name"],
         "type": entry["type"],
@@ -205,7 +214,9 @@ def expected_canonical(entry: dict[str, Any]) -> dict[str, Any]:
         "command": entry["command"],
         "args": list(entry.get("args", [])),
         "options": {k: option_text(v) or [] for k, v in entry.get("options", {}).items()},
-        "comment": "\n".join(line.rstrip() for line in comment_text.split("\n")) if comment_text else "",
+        "comment": (
+            "\n".join(line.rstrip(blanks) for line in comment_text.split("\n")) if comment_text else ""
+        ),
     }
 
 
