@@ -47,6 +47,36 @@ except OSError as exc:
     print("closed", type(exc).__name__)
 """
 
+# One ICMP/ICMPv6 echo request (raw socket), answer "reply" or "timeout".
+PING = """
+import socket, struct, sys, time
+host = sys.argv[1]
+v6 = ":" in host
+sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW,
+                     socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
+request, reply = (128, 129) if v6 else (8, 0)
+def checksum(data):
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+body = struct.pack("!BBHHH", request, 0, 0, 0x4D53, 1) + b"mailstack-ping"
+if not v6:  # the kernel computes ICMPv6 checksums itself
+    body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+sock.sendto(body, (host, 0))
+deadline = time.monotonic() + 3
+while (left := deadline - time.monotonic()) > 0:
+    sock.settimeout(left)
+    try:
+        data, peer = sock.recvfrom(1500)
+    except TimeoutError:
+        break
+    icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
+    if icmp[0] == reply and icmp[4:6] == b"MS":
+        print("reply")
+        sys.exit(0)
+print("timeout")
+"""
+
 
 def _inventory() -> str:
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
@@ -114,7 +144,9 @@ def _live_table(host) -> str:
     return _nft(host, "-s", "list", "table", "inet", "mailstack")
 
 
-def _playbook(*args: str, extra: dict | None = None) -> subprocess.CompletedProcess[str]:
+def _playbook(
+    *args: str, extra: dict | None = None, playbook: str = "converge.yml"
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.update(
         ANSIBLE_ROLES_PATH=str(TOP / "roles"),
@@ -127,7 +159,7 @@ def _playbook(*args: str, extra: dict | None = None) -> subprocess.CompletedProc
     )
     env.pop("ANSIBLE_CONFIG", None)
     binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
-    cmd = [binary, "-i", _inventory(), str(SCENARIO / "converge.yml"), *args]
+    cmd = [binary, "-i", _inventory(), str(SCENARIO / playbook), *args]
     if extra is not None:
         cmd += ["-e", json.dumps(extra)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -209,6 +241,13 @@ def test_connections(server, allowed, denied, case):
                 assert got == "timeout", f"{name} -> {family} {proto}/{port}: {got}"
 
 
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_echo_request_answered_for_every_client(server, allowed, denied, family):
+    for client in (allowed, denied):
+        cmd = client.run("python3 -c %s %s", PING, SERVER[family])
+        assert cmd.stdout.strip() == "reply", (client.backend.host, family, cmd.stdout, cmd.stderr)
+
+
 def test_ipv6_neighbour_discovery_passes(server, allowed):
     # With empty neighbour caches both sides must resolve each other through ICMPv6 ND, which
     # the default-drop chain has to admit.
@@ -287,6 +326,16 @@ def test_check_diff_shows_a_new_rule_and_changes_nothing(server):
     assert re.search(new_line, run.stdout, re.M), run.stdout[-3000:]
     assert _recap(run.stdout)["changed"] >= 1
     assert _live_table(server) == table
+
+
+def test_check_mode_on_a_fresh_host_reports_changes_without_failing():
+    fresh = _host("fw-denied")
+    run = _playbook("--check", "--diff", playbook="fresh.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert _recap(run.stdout, "fw-denied")["changed"] >= 1
+    assert re.search(r"^\+\s+ct state established,related accept$", run.stdout, re.M), run.stdout[-3000:]
+    assert not fresh.file(CONFIG).exists or "mailstack" not in fresh.file(CONFIG).content_string
+    assert fresh.run("command -v nft").rc != 0
 
 
 def test_unchanged_data_reports_no_change(server):
