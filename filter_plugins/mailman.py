@@ -1,30 +1,14 @@
-"""Filters of the mailman_core role: runner counts and layered list/domain data."""
+"""Filters of the mailman_core role: runner counts and layered list/domain data.
+
+Each filter is documented beside this file (mailman_runners.yml, mailman_merge_by_name.yml), so
+`ansible-doc -t filter NAME` shows it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-
-DOCUMENTATION = r"""
-name: mailman_runners
-short_description: Validate Mailman runner counts (powers of two) and return them as a dict
-description:
-  - Mailman splits a queue among its runner instances by hash slices, so a runner's `instances`
-    must be a power of two. Returns {runner: count} with the `out` count merged in.
-  - C(mailman_merge_by_name) merges layers of domains or lists by C(name), later layers win per key.
-"""
-
-EXAMPLES = r"""
-runners: "{{ mailman_core__out_runners | mailman_runners(mailman_core__runner_instances) }}"
-lists: "{{ [mailman_core__lists, mailman_core__group_lists] | mailman_merge_by_name('lists') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: mailman_runners gives {name: count}; mailman_merge_by_name gives a list of dicts.
-  type: raw
-"""
 
 RUNNERS = ("archive", "bad", "bounces", "command", "digest", "in", "lmtp", "nntp", "out",
            "pipeline", "rest", "retry", "shunt", "task", "virgin")

@@ -42,3 +42,23 @@ def test_mail_to_a_remote_domain_is_stored_by_the_internet_host(host):
     assert "Delivered-To: bob@remote-b.test" in stored
     # It came by MX lookup from the client, not by a local shortcut.
     assert "from labsvc-client.labsvc.test" in stored
+
+
+def test_internet_host_checks_refuse_bad_files(host):
+    """The validate: programs of lab_internet (roles/lab_internet/files/): the live files pass, a
+    pcre map with a broken pattern and a main.cf with an unknown parameter are refused."""
+    internet = host.get_host("ansible://labsvc-internet", ansible_inventory=host.backend.ansible_inventory)
+    checks = "/usr/local/libexec/mailstack/lab-internet-check"
+    assert internet.run(f"{checks}-pcre-map /etc/postfix/virtual_mailbox.pcre").rc == 0
+    assert internet.run(f"{checks}-main-cf /etc/postfix/main.cf").rc == 0
+    try:
+        internet.run_test("printf '/^(unclosed@/ OK\\n' > /tmp/bad.pcre")
+        bad_map = internet.run(f"{checks}-pcre-map /tmp/bad.pcre")
+        assert bad_map.rc == 1, bad_map.stdout + bad_map.stderr
+        internet.run_test("cp /etc/postfix/main.cf /tmp/bad.cf")
+        internet.run_test("echo 'no_such_parameter = 1' >> /tmp/bad.cf")
+        bad_cf = internet.run(f"{checks}-main-cf /tmp/bad.cf")
+        assert bad_cf.rc == 1, bad_cf.stdout + bad_cf.stderr
+        assert "no_such_parameter" in bad_cf.stderr
+    finally:
+        internet.run("rm -f /tmp/bad.pcre /tmp/bad.cf")

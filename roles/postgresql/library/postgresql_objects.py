@@ -15,10 +15,23 @@ description:
   - Supports check mode and diff mode (names only; passwords never appear).
 options:
   roles:
-    description: Login roles. Each item has C(name), C(password) and optional C(state) (present/absent).
+    description: Login roles.
     type: list
     elements: dict
     default: []
+    suboptions:
+      name:
+        description: Role name (required).
+        type: str
+      password:
+        description:
+          - Clear-text password, stored as a SCRAM-SHA-256 verifier (required unless absent). Never logged.
+        type: str
+      state:
+        description: C(absent) drops the role.
+        type: str
+        choices: [present, absent]
+        default: present
   databases:
     description: Databases. Each item has C(name), C(owner), optional C(encoding) (UTF8) and C(state).
     type: list
@@ -100,7 +113,13 @@ def literal(value: str) -> str:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "roles": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+            # Only the passwords are secret: a no_log on the whole list would mask every value in it
+            # (role names, "present") wherever it appears in the result, database names included.
+            "roles": {"type": "list", "elements": "dict", "default": [], "options": {
+                "name": {"type": "str"},
+                "password": {"type": "str", "no_log": True},
+                "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+            }},
             "databases": {"type": "list", "elements": "dict", "default": []},
             "superuser": {"type": "str", "default": "postgres"},
             "port": {"type": "int", "default": 5432},

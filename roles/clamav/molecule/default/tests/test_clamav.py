@@ -133,3 +133,18 @@ def test_bad_clamd_option_fails_and_leaves_the_live_file(host):
     assert host.file("/etc/clamav/clamd.conf").sha256sum == before
     assert "NoSuchOption" not in host.file("/etc/clamav/clamd.conf").content_string
     assert clamd(host, "PING") == "PONG"
+
+
+def test_signature_file_check_refuses_a_malformed_file(host):
+    """The validate: program of the signature files (files/check-signature-file.sh) on the host: the
+    EICAR signature loads, a malformed .ndb line and a name with a slash are refused."""
+    check = "/usr/local/libexec/mailstack/clamav-check-signature-file"
+    good = f"Mailstack.Test.EICAR:0:*:{EICAR_HEX}\n"
+    host.run("printf %s %s > /tmp/good.ndb && printf 'Broken:0:*:zz-not-hex\\n' > /tmp/bad.ndb", "%s", good)
+    try:
+        assert host.run("%s /tmp/good.ndb test.ndb", check).rc == 0
+        bad = host.run("%s /tmp/bad.ndb test.ndb", check)
+        assert bad.rc != 0, bad.stdout + bad.stderr
+        assert host.run("%s /tmp/good.ndb ../test.ndb", check).rc == 2
+    finally:
+        host.run("rm -f /tmp/good.ndb /tmp/bad.ndb")
