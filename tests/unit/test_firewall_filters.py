@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 from conftest import ROOT
 
 FILTER_FILE = ROOT / "filter_plugins" / "firewall.py"
@@ -463,13 +465,11 @@ def test_every_filter_has_its_documentation(fw: ModuleType, name: str) -> None:
 
 
 def test_role_defaults_render(fw: ModuleType) -> None:
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
-
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     # The admin networks default to the inventory's mailstack__admin_networks, here unset.
     templar = Templar(loader=DataLoader(), variables={})
-    defaults["firewall__admin_networks"] = templar.template(trust_as_template(defaults["firewall__admin_networks"]))
+    networks = trust_as_template(defaults["firewall__admin_networks"])
+    defaults["firewall__admin_networks"] = templar.template(networks)
     rules = fw.firewall_merge_rules([defaults[layer] for layer in fw.LAYERS], list(fw.LAYERS))
     text = fw.firewall_nftables(
         rules,
