@@ -290,11 +290,11 @@ BAD_INPUT = {
         },
         ["postfix__host_instances[2].mastercf[0]: instance 'postfix-out', service 'smtp/inet': maxproc"],
     ),
-    "null value": (
-        {"name": "postfix-out", "maincf": [{"name": "relayhost", "value": None}]},
+    "bad value": (
+        {"name": "postfix-out", "maincf": [{"name": "relayhost", "value": {"a": 1}}]},
         [
             "postfix__host_instances[2].maincf[0]: instance 'postfix-out', parameter 'relayhost': "
-            "value is null"
+            "value must be a string, integer, boolean or list"
         ],
     ),
     "wrong type": (
