@@ -728,7 +728,10 @@ def _merge_by_key(
                 merged[key[0]] = None
                 continue
             current = merged.get(key[0])
-            merged[key[0]] = merge_entry(current or {}, entry)
+            try:
+                merged[key[0]] = merge_entry(current or {}, entry)
+            except ValueError as exc:
+                raise where.at(key[1]).error(f"{exc} ({label})") from None
     return [entry for entry in merged.values() if entry is not None]
 
 
@@ -783,7 +786,9 @@ def _param_key(where: _Where, entry: Any, layer: int, index: int) -> tuple[str, 
 
 def _merge_param(current: dict[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(current)
-    result.update(entry)
+    result.update((field, value) for field, value in entry.items() if field != "items")
+    if entry.get("items") is not None:
+        result["value"] = _apply_items(result.get("value"), entry["items"])
     result.pop("state", None)
     return result
 
@@ -818,62 +823,456 @@ def postfix_merge_params(layers: Any, instance: str = "-") -> list[Param]:
     return _merge_params(where, layers)
 
 
-def postfix_merge_instances(layers: Any, profiles: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Merge layers of instance definitions by name (see postfix_merge_instances.yml)."""
-    where = _Where("postfix_merge_instances")
-    if profiles is not None and not isinstance(profiles, Mapping):
-        raise where.error(
-            f"profiles must be a mapping of profile name to {{maincf, mastercf}}, got {profiles!r}"
-        )
-    instances: dict[str, dict[str, Any]] = {}
-    pieces: dict[str, dict[str, list[Any]]] = {}
-    for layer_pos, layer in enumerate(_layers(where, layers)):
-        for index, entry in enumerate(layer):
-            if not isinstance(entry, Mapping):
+# --------------------------------------------------------------------------------------------
+# The assembly: every layer of the postfix role, in one documented order, to ready instances
+
+# The role's inputs (variable names are the keys of postfix_instances' input mapping).
+ASSEMBLY_INPUTS = (
+    "__postfix_base_mastercf",
+    "postfix__maincf",
+    "postfix__mastercf",
+    "postfix__profiles",
+    "postfix__custom_profiles",
+    "postfix__dependent_profiles",
+    "postfix__instances",
+    "postfix__dependent_instances",
+    "postfix__group_instances",
+    "postfix__host_instances",
+    "postfix__myhostname",
+    "postfix__instance_group",
+    "postfix__loopback_port",
+    "postfix__tls_self_signed",
+    "postfix__staging_dir",
+)
+# The instance layers, in merge order (later wins).
+INSTANCE_LAYERS = (
+    "postfix__instances",
+    "postfix__dependent_instances",
+    "postfix__group_instances",
+    "postfix__host_instances",
+)
+INSTANCE_FIELDS = (
+    "name",
+    "state",
+    "profile",
+    "group",
+    "myhostname",
+    "inet_interfaces",
+    "port",
+    "mynetworks",
+    "relay_next_hops",
+    "tls_cert_file",
+    "tls_key_file",
+    "maincf",
+    "mastercf",
+)
+COMPUTED = "computed (the role's parameters from the instance's keys)"
+
+Layer = tuple[str, Any]  # (where the layer comes from, e.g. 'postfix__host_instances[1].maincf', list)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | Mapping)
+
+
+def _check_items(where: _Where, items: Any, name: str | None = None) -> None:
+    """The `items` of a parameter: strings (added) or {name, state} mappings."""
+    if not _is_list(items):
+        raise where.error(f"items must be a list, got {_type_name(items)}")
+    for pos, item in enumerate(items):
+        value = item
+        if isinstance(item, Mapping):
+            unknown = sorted(str(key) for key in item if key not in ("name", "state"))
+            if unknown:
                 raise where.error(
-                    f"layer {layer_pos} item {index}: an instance must be a mapping, got {entry!r}"
+                    f"items[{pos}]: unknown field(s) {', '.join(unknown)}; expected name, state"
                 )
+            if item.get("state", "present") not in STATES:
+                raise where.error(f"items[{pos}]: state must be 'present' or 'absent', got {item['state']!r}")
+            if item.get("name") is None:
+                raise where.error(f"items[{pos}]: name is required")
+            value = item["name"]
+        if value is None or isinstance(value, list | tuple | Mapping | float):
+            raise where.error(f"items[{pos}] must be a string, integer or boolean, got {value!r}")
+        text = _main_value_text(value)
+        if not text or "\n" in text or "\r" in text or text != text.strip(ISSPACE):
+            raise where.error(
+                f"items[{pos}] must be non-empty, on one line, without leading or trailing "
+                f"whitespace, got {text!r}"
+            )
+        _check_main_text(where, f"items[{pos}]", text, name)
+
+
+def _apply_items(value: Any, items: Sequence[Any]) -> list[Any]:
+    """Add (at the end, once) or remove (state: absent) items of a list value."""
+    if value is None or value in ("", []):
+        result: list[Any] = []
+    elif _is_list(value):
+        result = list(value)
+    else:
+        raise ValueError(
+            f"items extend a list value, but the value so far is {value!r}; write that value as a list"
+        )
+    for item in items:
+        state = item.get("state", "present") if isinstance(item, Mapping) else "present"
+        value = item["name"] if isinstance(item, Mapping) else item
+        text = _main_value_text(value)
+        if state == "absent":
+            result = [old for old in result if _main_value_text(old) != text]
+        elif text not in (_main_value_text(old) for old in result):
+            result.append(value)
+    return result
+
+
+def _source_check_param(where: _Where, entry: Any, index: int) -> None:
+    """Check one parameter entry as written in its layer (it may name only some fields)."""
+    if not isinstance(entry, Mapping):
+        raise where.at(f"parameter item {index}").error(f"a parameter must be a mapping, got {entry!r}")
+    probe = {key: value for key, value in entry.items() if key != "items"}
+    if entry.get("state", "present") == "absent":
+        probe = {"name": entry.get("name"), "state": "absent", "value": ""}
+    elif "value" not in probe:
+        probe["value"] = ""  # the value may come from an earlier layer
+    _normalize_param(where, probe, index)
+    if "items" in entry:
+        _check_items(where.at(_param_label(entry, index)), entry["items"], entry.get("name"))
+
+
+def _source_check_service(where: _Where, entry: Any, index: int) -> None:
+    """Check one service entry as written in its layer (it may name only some fields)."""
+    if not isinstance(entry, Mapping):
+        raise where.at(f"service item {index}").error(f"a service must be a mapping, got {entry!r}")
+    if entry.get("state", "present") == "absent":
+        _normalize_services(
+            where, [{"name": entry.get("name"), "type": entry.get("type"), "state": "absent"}]
+        )
+        return
+    probe = dict(entry)
+    probe.setdefault("command", "smtpd")  # the command may come from an earlier layer
+    if isinstance(probe.get("options"), Mapping):
+        probe["options"] = {key: value for key, value in probe["options"].items() if value is not None}
+    _normalize_service(where, probe, index)
+
+
+def _merge_sourced(
+    instance: str, layers: list[Layer], check: Any, key_of: Any, merge_entry: Any
+) -> list[tuple[dict[str, Any], str]]:
+    """Merge named layers by key; return (merged entry, where it was introduced) in first-seen order."""
+    merged: dict[Any, tuple[dict[str, Any], str] | None] = {}
+    for source, layer in layers:
+        if layer is None:
+            continue
+        where = _Where(f"postfix_instances: {source}", instance)
+        if not _is_list(layer):
+            raise where.error(f"must be a list, got {_type_name(layer)}")
+        for index, entry in enumerate(layer):
+            here = _Where(f"postfix_instances: {source}[{index}]", instance)
+            check(here, entry, index)
+            key = key_of(here, entry, 0, index)
+            if entry.get("state", "present") == "absent":
+                merged[key[0]] = None
+                continue
+            current = merged.get(key[0])
+            try:
+                value = merge_entry(current[0] if current else {}, entry)
+            except ValueError as exc:
+                raise here.at(key[1]).error(str(exc)) from None
+            merged[key[0]] = (value, current[1] if current else f"{source}[{index}]")
+    return [item for item in merged.values() if item is not None]
+
+
+def _dependent_profiles(value: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """postfix__dependent_profiles: one mapping, or a list of mappings (one per exporting role)."""
+    name = "postfix__dependent_profiles"
+    where = _Where(f"postfix_instances: {name}")
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [(name, value)]
+    if not _is_list(value):
+        raise where.error(
+            "must be a mapping (profile name -> {maincf, mastercf}) or a list of them (one per "
+            f"exporting role), got {_type_name(value)}"
+        )
+    result = []
+    for pos, item in enumerate(value):
+        if item is None:
+            continue
+        if not isinstance(item, Mapping):
+            raise _Where(f"postfix_instances: {name}[{pos}]").error(
+                f"must be a mapping (profile name -> {{maincf, mastercf}}), got {_type_name(item)}"
+            )
+        result.append((f"{name}[{pos}]", item))
+    return result
+
+
+def _profile_layers(
+    field: str,
+    profile: str | None,
+    profiles: list[tuple[str, Mapping[str, Any]]],
+    dependent: list[tuple[str, Mapping[str, Any]]],
+) -> list[Layer]:
+    if profile is None:
+        return []
+    layers: list[Layer] = []
+    for source, mapping in [*profiles[-1:], *dependent]:
+        data = mapping.get(profile)
+        if data is None:
+            continue
+        if not isinstance(data, Mapping):
+            raise _Where(f"postfix_instances: {source}.{profile}").error(
+                f"a profile must be a mapping with maincf and mastercf, got {_type_name(data)}"
+            )
+        layers.append((f"{source}.{profile}.{field}", data.get(field)))
+    return layers
+
+
+def _merge_instance_layers(inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Merge the instance layers by name: keys last-wins (with their source), lists collected."""
+    instances: dict[str, dict[str, Any]] = {}
+    for var in INSTANCE_LAYERS:
+        layer = inputs.get(var)
+        if layer is None:
+            continue
+        if not _is_list(layer):
+            where = _Where(f"postfix_instances: {var}")
+            raise where.error(f"must be a list of instances, got {_type_name(layer)}")
+        for index, entry in enumerate(layer):
+            source = f"{var}[{index}]"
+            where = _Where(f"postfix_instances: {source}")
+            if not isinstance(entry, Mapping):
+                raise where.error(f"an instance must be a mapping, got {entry!r}")
             name = _check_instance_name(where, entry.get("name"))
             here = _Where(where.filter_name, name)
+            unknown = sorted(str(key) for key in entry if key not in INSTANCE_FIELDS)
+            if unknown:
+                expected = ", ".join(INSTANCE_FIELDS)
+                raise here.error(f"unknown field(s) {', '.join(unknown)}; expected {expected}")
             state = _check_state(here, entry.get("state", "present"))
             for field in INSTANCE_LIST_FIELDS:
-                value = entry.get(field)
-                if value is not None and (
-                    isinstance(value, str | Mapping) or not isinstance(value, Sequence)
-                ):
-                    raise here.error(
-                        f"{field} must be a list (layer {layer_pos}), got {_type_name(value)}"
-                    )
-            if state == "absent" or name not in instances or instances[name].get("state") == "absent":
-                instances[name] = {"name": name}
-                pieces[name] = {field: [] for field in INSTANCE_LIST_FIELDS}
+                if entry.get(field) is not None and not _is_list(entry[field]):
+                    raise here.error(f"{field} must be a list, got {_type_name(entry[field])}")
+            known = instances.get(name)
+            if state == "absent" or known is None or known["state"] == "absent":
+                known = instances[name] = {"name": name, "keys": {}, "sources": {}, "defined_in": []}
+                known.update({field: [] for field in INSTANCE_LIST_FIELDS})
+            known["state"] = state
+            known["defined_in"].append(source)
             for field, value in entry.items():
                 if field in INSTANCE_LIST_FIELDS:
-                    pieces[name][field].append(value)
-                elif field != "name":
-                    instances[name][field] = value
-            instances[name]["state"] = state
-    result = []
-    for name, instance in instances.items():
-        out = dict(instance)
-        if out["state"] == "absent":
-            out["maincf"], out["mastercf"] = [], []
-            result.append(out)
-            continue
-        maincf_layers, mastercf_layers = pieces[name]["maincf"], pieces[name]["mastercf"]
-        profile = out.get("profile")
-        if profiles is not None and profile is not None:
-            if profile not in profiles:
-                raise _Where(where.filter_name, name).error(
-                    f"profile {profile!r} is not defined; expected one of {', '.join(sorted(profiles))}"
-                )
-            data = profiles[profile] or {}
-            maincf_layers = [*maincf_layers[:1], data.get("maincf"), *maincf_layers[1:]]
-            mastercf_layers = [*mastercf_layers[:1], data.get("mastercf"), *mastercf_layers[1:]]
-        here = _Where(where.filter_name, name)
-        out["maincf"] = _merge_params(here, maincf_layers)
-        out["mastercf"] = _merge_services(here, mastercf_layers)
-        result.append(out)
+                    known[field].append((f"{source}.{field}", value))
+                elif field not in ("name", "state"):
+                    known["keys"][field] = value
+                    known["sources"][field] = source
+    return list(instances.values())
+
+
+def _computed_params(
+    inputs: Mapping[str, Any], instance: Mapping[str, Any], paths: Mapping[str, str], secondaries: list[str]
+) -> list[Param]:
+    """The parameters the role sets itself, from the instance's keys (they win over every layer)."""
+    keys, name = instance["keys"], instance["name"]
+    params: list[Param] = []
+    if name == "-":
+        params.append({"name": "multi_instance_wrapper", "value": "${command_directory}/postmulti -p --"})
+        params.append({"name": "multi_instance_directories", "value": [f"/etc/{n}" for n in secondaries]})
+    else:
+        params.append({"name": "queue_directory", "value": paths["queue_directory"]})
+        params.append({"name": "data_directory", "value": paths["data_directory"]})
+        params.append({"name": "syslog_name", "value": name})
+        params.append({"name": "multi_instance_name", "value": name})
+        group = keys.get("group") or inputs.get("postfix__instance_group")
+        params.append({"name": "multi_instance_group", "value": group})
+    params.append({"name": "multi_instance_enable", "value": True})
+    params.append({"name": "myhostname", "value": paths["myhostname"]})
+    for key in ("inet_interfaces", "mynetworks"):
+        if keys.get(key) is not None:
+            params.append({"name": key, "value": keys[key]})
+    if paths["tls_cert_file"]:
+        params.append({"name": "smtpd_tls_cert_file", "value": paths["tls_cert_file"]})
+        params.append({"name": "smtpd_tls_key_file", "value": paths["tls_key_file"]})
+    hops = keys.get("relay_next_hops") or []
+    if hops:
+        params.append(
+            {
+                "name": "sender_dependent_default_transport_maps",
+                "value": "randmap:{" + ", ".join(f"smtp:{hop}" for hop in hops) + "}",
+                "comment": "Next hops: each message goes to a randomly chosen hop (load spreading); "
+                "relayhost is never consulted.",
+            }
+        )
+        params.append(
+            {
+                "name": "smtp_fallback_relay",
+                "value": list(hops),
+                "comment": "Failover: when the chosen hop does not take the message, the smtp client "
+                "tries these in order.",
+            }
+        )
+    return params
+
+
+def _check_instance_keys(instance: Mapping[str, Any]) -> None:
+    keys, sources, name = instance["keys"], instance["sources"], instance["name"]
+
+    def fail(key: str, message: str) -> None:
+        raise _Where(f"postfix_instances: {sources[key]}", name).error(f"{key} {message}")
+
+    for key in ("profile", "group", "myhostname", "tls_cert_file", "tls_key_file"):
+        if key in keys and keys[key] is not None and not isinstance(keys[key], str):
+            fail(key, f"must be a string, got {_type_name(keys[key])} {keys[key]!r}")
+    for key in ("mynetworks", "relay_next_hops"):
+        if keys.get(key) is not None and not _is_list(keys[key]):
+            fail(key, f"must be a list, got {_type_name(keys[key])} {keys[key]!r}")
+    port = keys.get("port")
+    if port is not None and not (str(port).isdigit() and 0 < int(port) < 65536):
+        fail("port", f"must be a port number (1-65535), got {port!r}")
+    if (keys.get("tls_cert_file") is None) != (keys.get("tls_key_file") is None):
+        fail(
+            "tls_cert_file" if "tls_cert_file" in keys else "tls_key_file",
+            "needs its partner: give both tls_cert_file and tls_key_file, or neither",
+        )
+
+
+def _assemble(
+    inputs: Mapping[str, Any],
+    instance: dict[str, Any],
+    profiles: list[tuple[str, Mapping[str, Any]]],
+    dependent: list[tuple[str, Mapping[str, Any]]],
+    secondaries: list[str],
+) -> dict[str, Any]:
+    name, keys = instance["name"], instance["keys"]
+    primary = name == "-"
+    config_directory = "/etc/postfix" if primary else f"/etc/{name}"
+    self_signed = bool(inputs.get("postfix__tls_self_signed")) and keys.get("tls_cert_file") is None
+    cert, key = keys.get("tls_cert_file") or "", keys.get("tls_key_file") or ""
+    if self_signed:
+        cert, key = f"{config_directory}/selfsigned-cert.pem", f"{config_directory}/selfsigned-key.pem"
+    paths = {
+        "queue_directory": "/var/spool/postfix" if primary else f"/var/spool/{name}",
+        "data_directory": "/var/lib/postfix" if primary else f"/var/lib/{name}",
+        "myhostname": keys.get("myhostname") or inputs.get("postfix__myhostname"),
+        "tls_cert_file": cert,
+        "tls_key_file": key,
+    }
+    out: dict[str, Any] = {
+        "name": name,
+        "state": instance["state"],
+        "profile": keys.get("profile"),
+        "config_directory": config_directory,
+        **paths,
+        "staging": f"{inputs.get('postfix__staging_dir')}/{config_directory.rsplit('/', 1)[-1]}",
+        "unit": f"postfix@{name}",
+        "self_signed": self_signed,
+        "defined_in": instance["defined_in"],
+    }
+    if instance["state"] == "absent":
+        # What the role destroys: configuration, queue, data and staging directories.
+        removed = [config_directory, paths["queue_directory"], paths["data_directory"], out["staging"]]
+        empty = {"inet_interfaces": "all", "maincf": [], "services": [], "main_cf": "", "master_cf": ""}
+        return {**out, "paths": removed, **empty}
+    # What the role creates: the staging directory; a secondary's own directories (the package
+    # makes the primary's).
+    out["directories"] = [{"path": out["staging"], "owner": "root", "mode": "0700"}]
+    if not primary:
+        out["directories"] += [
+            {"path": config_directory, "owner": "root", "mode": "0755"},
+            {"path": paths["queue_directory"], "owner": "root", "mode": "0755"},
+            {"path": paths["data_directory"], "owner": "postfix", "mode": "0700"},
+        ]
+    profile = keys.get("profile")
+    computed = _computed_params(inputs, instance, paths, secondaries)
+    own_maincf = instance["maincf"]
+    maincf_layers: list[Layer] = [
+        ("postfix__maincf", inputs.get("postfix__maincf")),
+        *_profile_layers("maincf", profile, profiles, dependent),
+        # The computed parameters are written after the profile's (their place in main.cf) and
+        # merged again last: nothing in a layer overrides them (set the instance's keys instead).
+        (COMPUTED, computed),
+        *own_maincf,
+        (COMPUTED, computed),
+    ]
+    mastercf_layers: list[Layer] = [
+        ("__postfix_base_mastercf", inputs.get("__postfix_base_mastercf")),
+        ("postfix__mastercf", inputs.get("postfix__mastercf")),
+        *_profile_layers("mastercf", profile, profiles, dependent),
+        *instance["mastercf"],
+    ]
+    params = []
+    for entry, source in _merge_sourced(name, maincf_layers, _source_check_param, _param_key, _merge_param):
+        params.append(_normalize_param(_Where(f"postfix_instances: {source}", name), entry, 0))
+    services = []
+    merged = _merge_sourced(name, mastercf_layers, _source_check_service, _service_key, _merge_service)
+    for entry, source in merged:
+        services.append(_normalize_service(_Where(f"postfix_instances: {source}", name), entry, 0))
+    port = keys.get("port")
+    if port is None and profile == "loopback_unchecked":
+        port = inputs.get("postfix__loopback_port")
+    if port is not None:
+        for service in services:
+            if service["name"] == "smtp" and service["type"] == "inet":
+                service["name"] = str(port)
+    interfaces = next((p["value"] for p in params if p["name"] == "inet_interfaces"), "all")
+    return {
+        **out,
+        "inet_interfaces": interfaces,
+        "maincf": params,
+        "services": services,
+        "main_cf": postfix_main_cf(params, name),
+        "master_cf": postfix_master_cf(services, name),
+    }
+
+
+def postfix_instances(inputs: Any) -> list[dict[str, Any]]:
+    """Every instance of a host, ready to render, from the postfix role's variables.
+
+    See postfix_instances.yml (ansible-doc -t filter postfix_instances) and docs/postfix-data-model.md.
+    """
+    where = _Where("postfix_instances")
+    if not isinstance(inputs, Mapping):
+        raise where.error(
+            f"input must be a mapping of the postfix role's variables, got {_type_name(inputs)}"
+        )
+    unknown = sorted(str(key) for key in inputs if key not in ASSEMBLY_INPUTS)
+    if unknown:
+        raise where.error(f"unknown input(s) {', '.join(unknown)}; expected {', '.join(ASSEMBLY_INPUTS)}")
+    profiles: list[tuple[str, Mapping[str, Any]]] = []
+    for var in ("postfix__profiles", "postfix__custom_profiles"):
+        value = inputs.get(var) or {}
+        if not isinstance(value, Mapping):
+            raise _Where(f"postfix_instances: {var}").error(
+                f"must be a mapping (profile name -> {{maincf, mastercf}}), got {_type_name(value)}"
+            )
+        profiles.append((var, value))
+    known_profiles = {**profiles[0][1], **profiles[1][1]}
+    # Which variable defines each profile (postfix__custom_profiles replaces a role profile whole).
+    by_profile = {p: [profiles[1] if p in profiles[1][1] else profiles[0]] for p in known_profiles}
+    dependent = _dependent_profiles(inputs.get("postfix__dependent_profiles"))
+    merged = _merge_instance_layers(inputs)
+    present = [i for i in merged if i["state"] == "present"]
+    for instance in present:
+        _check_instance_keys(instance)
+        profile = instance["keys"].get("profile")
+        if profile is not None and profile not in known_profiles:
+            raise _Where(f"postfix_instances: {instance['sources']['profile']}", instance["name"]).error(
+                f"profile {profile!r} is not defined; known profiles (postfix__profiles, "
+                f"postfix__custom_profiles): {', '.join(sorted(known_profiles))}"
+            )
+    if not any(i["name"] == "-" for i in present):
+        raise where.error(
+            f"the primary instance '-' must be present in {', '.join(INSTANCE_LAYERS)} (it runs the others); "
+            "remove secondary instances with state: absent, never the primary"
+        )
+    secondaries = [i["name"] for i in present if i["name"] != "-"]
+    result = [
+        _assemble(inputs, i, by_profile.get(i["keys"].get("profile"), []), dependent, secondaries)
+        for i in merged
+    ]
+    try:
+        postfix_check_instances(result)
+    except AnsibleFilterError as exc:
+        defined = "; ".join(f"{i['name']!r}: {', '.join(i['defined_in'])}" for i in result)
+        raise AnsibleFilterError(f"postfix_instances: {exc} (instances defined in {defined})") from None
     return result
 
 
@@ -1193,7 +1592,7 @@ class FilterModule:
         return {
             "postfix_merge_services": postfix_merge_services,
             "postfix_merge_params": postfix_merge_params,
-            "postfix_merge_instances": postfix_merge_instances,
+            "postfix_instances": postfix_instances,
             "postfix_check_services": postfix_check_services,
             "postfix_check_instances": postfix_check_instances,
             "postfix_master_cf": postfix_master_cf,

@@ -679,140 +679,430 @@ def test_merge_params_errors(pf: ModuleType, layers: Any, message: str) -> None:
 # Instances
 
 
-def test_merge_instances(pf: ModuleType) -> None:
-    layers = [
-        [
-            {
-                "name": "-",
-                "profile": "list_inbound",
-                "maincf": [{"name": "a", "value": 1}],
-                "mastercf": [SMTP],
-            },
-            {"name": "postfix-out", "profile": "loopback_unchecked", "mastercf": [SMTP]},
+def role_inputs(**changes: Any) -> dict[str, Any]:
+    """A small but complete input of postfix_instances, as roles/postfix/vars/main.yml builds it."""
+    base: dict[str, Any] = {
+        "__postfix_base_mastercf": [SMTP, {"name": "pickup", "type": "unix", "command": "pickup"}],
+        "postfix__maincf": [
+            {"name": "compatibility_level", "value": "3.6"},
+            {"name": "biff", "value": False},
         ],
-        [
-            {
-                "name": "postfix-out",
-                "mastercf": [{"name": "smtp", "type": "inet", "state": "absent"}],
-                "port": 10025,
+        "postfix__mastercf": [],
+        "postfix__profiles": {
+            "inbound_scanning": {
+                "maincf": [{"name": "smtpd_helo_required", "value": True}],
+                "mastercf": [{"name": "smtp", "type": "inet", "maxproc": 1, "command": "postscreen"}],
             },
-            {"name": "postfix-old", "state": "absent"},
-        ],
-        [{"name": "-", "maincf": [{"name": "b", "value": "x"}], "profile": "inbound_scanning"}],
-    ]
-    merged = pf.postfix_merge_instances(layers)
-    assert [i["name"] for i in merged] == ["-", "postfix-out", "postfix-old"]
-    assert merged[0]["profile"] == "inbound_scanning"
-    assert merged[0]["state"] == "present"
-    assert merged[0]["maincf"] == [
-        {"name": "a", "value": 1, "comment": ""},
-        {"name": "b", "value": "x", "comment": ""},
-    ]
-    assert merged[0]["mastercf"] == [canonical(name="smtp", type="inet", private="n", chroot="y")]
-    assert merged[1] == {
-        "name": "postfix-out",
-        "profile": "loopback_unchecked",
-        "port": 10025,
+            "loopback_unchecked": {
+                "maincf": [
+                    {"name": "inet_interfaces", "value": "127.0.0.1"},
+                    {"name": "smtpd_milters", "value": ""},
+                ],
+                "mastercf": [],
+            },
+        },
+        "postfix__custom_profiles": {},
+        "postfix__dependent_profiles": {},
+        "postfix__instances": [{"name": "-"}],
+        "postfix__dependent_instances": [],
+        "postfix__group_instances": [],
+        "postfix__host_instances": [],
+        "postfix__myhostname": "mx1.example.test",
+        "postfix__instance_group": "mta",
+        "postfix__loopback_port": 10025,
+        "postfix__tls_self_signed": True,
+        "postfix__staging_dir": "/var/lib/mailstack/postfix",
+    }
+    base.update(changes)
+    return base
+
+
+def params_of(instance: dict[str, Any]) -> dict[str, Any]:
+    return {p["name"]: p["value"] for p in instance["maincf"]}
+
+
+def test_instances_ready_to_render(pf: ModuleType) -> None:
+    primary, out = pf.postfix_instances(
+        role_inputs(
+            postfix__instances=[
+                {"name": "-", "profile": "inbound_scanning", "mynetworks": ["127.0.0.0/8"]},
+                {
+                    "name": "postfix-out",
+                    "profile": "loopback_unchecked",
+                    "relay_next_hops": ["[r1]:25", "[r2]:25"],
+                },
+            ]
+        )
+    )
+    assert {k: v for k, v in primary.items() if k not in ("maincf", "services", "main_cf", "master_cf")} == {
+        "name": "-",
         "state": "present",
-        "maincf": [],
-        "mastercf": [],
+        "profile": "inbound_scanning",
+        "config_directory": "/etc/postfix",
+        "queue_directory": "/var/spool/postfix",
+        "data_directory": "/var/lib/postfix",
+        "myhostname": "mx1.example.test",
+        "tls_cert_file": "/etc/postfix/selfsigned-cert.pem",
+        "tls_key_file": "/etc/postfix/selfsigned-key.pem",
+        "staging": "/var/lib/mailstack/postfix/postfix",
+        "unit": "postfix@-",
+        "self_signed": True,
+        "defined_in": ["postfix__instances[0]"],
+        "directories": [{"path": "/var/lib/mailstack/postfix/postfix", "owner": "root", "mode": "0700"}],
+        "inet_interfaces": "all",
     }
-    assert merged[2] == {"name": "postfix-old", "state": "absent", "maincf": [], "mastercf": []}
-
-
-def test_merge_instances_absent_then_present_starts_afresh(pf: ModuleType) -> None:
-    layers = [
-        [{"name": "postfix-x", "mastercf": [SMTP], "profile": "relay"}],
-        [{"name": "postfix-x", "state": "absent"}],
-        [{"name": "postfix-x", "mastercf": [svc()]}],
+    assert list(params_of(primary)) == [
+        "compatibility_level",
+        "biff",
+        "smtpd_helo_required",
+        "multi_instance_wrapper",
+        "multi_instance_directories",
+        "multi_instance_enable",
+        "myhostname",
+        "mynetworks",
+        "smtpd_tls_cert_file",
+        "smtpd_tls_key_file",
     ]
-    assert pf.postfix_merge_instances(layers) == [
-        {"name": "postfix-x", "state": "present", "maincf": [], "mastercf": [canonical()]}
+    assert params_of(primary)["multi_instance_directories"] == ["/etc/postfix-out"]
+    assert primary["main_cf"] == pf.postfix_main_cf(primary["maincf"], "-")
+    assert primary["master_cf"] == pf.postfix_master_cf(primary["services"], "-")
+    assert [(s["name"], s["command"], s["maxproc"]) for s in primary["services"]] == [
+        ("smtp", "postscreen", 1),
+        ("pickup", "pickup", "-"),
     ]
+    assert out["directories"] == [
+        {"path": "/var/lib/mailstack/postfix/postfix-out", "owner": "root", "mode": "0700"},
+        {"path": "/etc/postfix-out", "owner": "root", "mode": "0755"},
+        {"path": "/var/spool/postfix-out", "owner": "root", "mode": "0755"},
+        {"path": "/var/lib/postfix-out", "owner": "postfix", "mode": "0700"},
+    ]
+    assert out["inet_interfaces"] == "127.0.0.1"
+    assert [s["name"] for s in out["services"]] == ["10025", "pickup"]  # postfix__loopback_port
+    got = params_of(out)
+    assert got["syslog_name"] == got["multi_instance_name"] == "postfix-out"
+    assert got["multi_instance_group"] == "mta"
+    assert got["queue_directory"] == "/var/spool/postfix-out"
+    assert got["sender_dependent_default_transport_maps"] == "randmap:{smtp:[r1]:25, smtp:[r2]:25}"
+    assert got["smtp_fallback_relay"] == ["[r1]:25", "[r2]:25"]
 
 
-def test_merge_instances_profiles_go_after_first_layer(pf: ModuleType) -> None:
-    profiles = {
-        "relay": {
-            "maincf": [{"name": "a", "value": "profile"}, {"name": "b", "value": "profile"}],
-            "mastercf": [{"name": "smtp", "type": "inet", "maxproc": 10}],
-        }
-    }
-    layers = [
-        [
+def test_instances_layer_order(pf: ModuleType) -> None:
+    """Every layer sets `x` (later wins) and adds its own parameter (first-seen order)."""
+
+    def layer(name: str) -> list[dict[str, Any]]:
+        return [{"name": "x", "value": name}, {"name": f"only_{name}", "value": 1}]
+
+    def instance_layer(name: str) -> list[dict[str, Any]]:
+        return [{"name": "-", "maincf": layer(name), "profile": "p"}]
+
+    order = [
+        "postfix__maincf",
+        "profile",
+        "dependent_a",
+        "dependent_b",
+        "postfix__instances",
+        "postfix__dependent_instances",
+        "postfix__group_instances",
+        "postfix__host_instances",
+    ]
+    result = pf.postfix_instances(
+        role_inputs(
+            postfix__maincf=layer("postfix__maincf"),
+            postfix__profiles={"p": {"maincf": layer("profile")}},
+            postfix__dependent_profiles=[
+                {"p": {"maincf": layer("dependent_a")}},
+                {"p": {"maincf": layer("dependent_b")}},
+            ],
+            **{name: instance_layer(name) for name in order[4:]},
+        )
+    )
+    got = params_of(result[0])
+    assert got["x"] == "postfix__host_instances"
+    only = [name.removeprefix("only_") for name in got if name.startswith("only_")]
+    assert only == order
+
+
+def test_instances_custom_profile_replaces_a_role_profile_whole(pf: ModuleType) -> None:
+    inputs = role_inputs(
+        postfix__custom_profiles={"inbound_scanning": {"maincf": [{"name": "custom", "value": "yes"}]}},
+        postfix__instances=[{"name": "-", "profile": "inbound_scanning"}],
+    )
+    got = params_of(pf.postfix_instances(inputs)[0])
+    assert got["custom"] == "yes" and "smtpd_helo_required" not in got
+
+
+def test_instances_computed_parameters_win_but_keys_follow_the_layers(pf: ModuleType) -> None:
+    inputs = role_inputs(
+        postfix__instances=[{"name": "-", "myhostname": "topology.example.test"}],
+        postfix__host_instances=[
             {
                 "name": "-",
-                "maincf": [{"name": "a", "value": "role"}, {"name": "c", "value": "role"}],
-                "mastercf": [SMTP],
+                "myhostname": "host.example.test",
+                "maincf": [{"name": "myhostname", "value": "no"}],
             }
         ],
-        [{"name": "-", "profile": "relay", "maincf": [{"name": "b", "value": "group"}]}],
+    )
+    (primary,) = pf.postfix_instances(inputs)
+    assert primary["myhostname"] == params_of(primary)["myhostname"] == "host.example.test"
+
+
+def test_instances_absent_and_afresh(pf: ModuleType) -> None:
+    inputs = role_inputs(
+        postfix__instances=[{"name": "-"}, {"name": "postfix-old", "profile": "loopback_unchecked"}],
+        postfix__dependent_instances=[{"name": "postfix-x", "mastercf": [svc()], "port": 2525}],
+        postfix__group_instances=[{"name": "postfix-x", "state": "absent"}],
+        postfix__host_instances=[
+            {"name": "postfix-old", "state": "absent"},
+            {"name": "postfix-x", "port": 2526},
+        ],
+    )
+    primary, old, new = pf.postfix_instances(inputs)
+    assert params_of(primary)["multi_instance_directories"] == ["/etc/postfix-x"]
+    assert old["state"] == "absent"
+    assert old["paths"] == [
+        "/etc/postfix-old",
+        "/var/spool/postfix-old",
+        "/var/lib/postfix-old",
+        "/var/lib/mailstack/postfix/postfix-old",
     ]
-    merged = pf.postfix_merge_instances(layers, profiles=profiles)[0]
-    assert [(p["name"], p["value"]) for p in merged["maincf"]] == [
-        ("a", "profile"),
-        ("c", "role"),
-        ("b", "group"),
-    ]
-    assert merged["mastercf"][0]["maxproc"] == 10
+    assert (old["maincf"], old["services"], old["main_cf"], old["master_cf"]) == ([], [], "", "")
+    # postfix-x starts afresh after its state: absent: its foo service is gone.
+    assert [s["name"] for s in new["services"]] == ["2526", "pickup"]
+    assert new["defined_in"] == ["postfix__host_instances[1]"]  # since its last state: absent
+
+
+def test_instances_own_certificate(pf: ModuleType) -> None:
+    inputs = role_inputs(
+        postfix__instances=[{"name": "-", "tls_cert_file": "/c.pem", "tls_key_file": "/k.pem"}]
+    )
+    (primary,) = pf.postfix_instances(inputs)
+    assert (primary["self_signed"], primary["tls_cert_file"], primary["tls_key_file"]) == (
+        False,
+        "/c.pem",
+        "/k.pem",
+    )
+    assert params_of(primary)["smtpd_tls_key_file"] == "/k.pem"
+    (primary,) = pf.postfix_instances(role_inputs(postfix__tls_self_signed=False))
+    assert "smtpd_tls_cert_file" not in params_of(primary) and primary["tls_cert_file"] == ""
+
+
+# Extendable list values: two roles each add a milter to one instance.
+
+RSPAMD = {"inbound_scanning": {"maincf": [{"name": "smtpd_milters", "items": ["inet:127.0.0.1:11332"]}]}}
+SIGNER = {"inbound_scanning": {"maincf": [{"name": "smtpd_milters", "items": ["inet:127.0.0.1:8891"]}]}}
+SCANNING = [{"name": "-", "profile": "inbound_scanning"}]
+
+
+def test_two_roles_add_a_milter_each(pf: ModuleType) -> None:
+    (primary,) = pf.postfix_instances(
+        role_inputs(postfix__instances=SCANNING, postfix__dependent_profiles=[RSPAMD, SIGNER])
+    )
+    assert params_of(primary)["smtpd_milters"] == ["inet:127.0.0.1:11332", "inet:127.0.0.1:8891"]
+    assert "smtpd_milters = inet:127.0.0.1:11332, inet:127.0.0.1:8891\n" in primary["main_cf"]
+
+
+def test_a_milter_from_a_profile_and_one_from_an_instance_layer(pf: ModuleType) -> None:
+    signer_instance = [{"name": "-", "maincf": SIGNER["inbound_scanning"]["maincf"]}]
+    (primary,) = pf.postfix_instances(
+        role_inputs(
+            postfix__instances=SCANNING,
+            postfix__dependent_profiles=RSPAMD,
+            postfix__dependent_instances=signer_instance,
+        )
+    )
+    assert "smtpd_milters = inet:127.0.0.1:11332, inet:127.0.0.1:8891\n" in primary["main_cf"]
 
 
 @pytest.mark.parametrize(
-    ("layers", "kwargs", "message"),
+    ("host_maincf", "expected"),
+    [
+        # Adding one that is there already changes nothing.
+        (
+            [{"name": "smtpd_milters", "items": ["inet:127.0.0.1:8891"]}],
+            ["inet:127.0.0.1:11332", "inet:127.0.0.1:8891"],
+        ),
+        # Remove one.
+        (
+            [{"name": "smtpd_milters", "items": [{"name": "inet:127.0.0.1:11332", "state": "absent"}]}],
+            ["inet:127.0.0.1:8891"],
+        ),
+        # Replace the whole value.
+        ([{"name": "smtpd_milters", "value": ["unix:/run/m.sock"]}], ["unix:/run/m.sock"]),
+        # Replace, then add.
+        ([{"name": "smtpd_milters", "value": [], "items": ["unix:/run/m.sock"]}], ["unix:/run/m.sock"]),
+    ],
+)
+def test_items_add_remove_replace(
+    pf: ModuleType, host_maincf: list[dict[str, Any]], expected: list[str]
+) -> None:
+    (primary,) = pf.postfix_instances(
+        role_inputs(
+            postfix__instances=SCANNING,
+            postfix__dependent_profiles=[RSPAMD, SIGNER],
+            postfix__host_instances=[{"name": "-", "maincf": host_maincf}],
+        )
+    )
+    assert params_of(primary)["smtpd_milters"] == expected
+
+
+def test_items_extend_an_empty_string_value(pf: ModuleType) -> None:
+    """loopback_unchecked says smtpd_milters = '' (no milters): items start from an empty list."""
+    inputs = role_inputs(
+        postfix__instances=[
+            {
+                "name": "-",
+                "profile": "loopback_unchecked",
+                "maincf": [{"name": "smtpd_milters", "items": ["inet:m:1"]}],
+            }
+        ]
+    )
+    assert params_of(pf.postfix_instances(inputs)[0])["smtpd_milters"] == ["inet:m:1"]
+
+
+def test_merge_params_items(pf: ModuleType) -> None:
+    layers = [
+        [{"name": "a", "value": ["x", "y"]}, {"name": "b", "items": ["1"]}],
+        [{"name": "a", "items": [{"name": "x", "state": "absent"}, "z", "y"]}],
+    ]
+    assert pf.postfix_merge_params(layers) == [
+        {"name": "a", "value": ["y", "z"], "comment": ""},
+        {"name": "b", "value": ["1"], "comment": ""},
+    ]
+    with raises(
+        "postfix_merge_params: instance '-', parameter 'a': items extend a list value, but the value so far "
+        "is 'x'; write that value as a list (layer 1 item 0)"
+    ):
+        pf.postfix_merge_params([[{"name": "a", "value": "x"}], [{"name": "a", "items": ["y"]}]])
+
+
+PRE = "postfix_instances: "
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
     [
         (
-            [[{"name": "out"}]],
-            {},
-            "postfix_merge_instances: instance name must be '-' or 'postfix-<name>' (letters, "
-            "digits, '.', '_', '-'), got 'out'",
-        ),
-        ([["-"]], {}, "postfix_merge_instances: layer 0 item 0: an instance must be a mapping, got '-'"),
-        (
-            [[{"name": "-", "state": "off"}]],
-            {},
-            "postfix_merge_instances: instance '-': state must be 'present' or 'absent', got 'off'",
-        ),
-        (
-            [[{"name": "-", "maincf": {"a": 1}}]],
-            {},
-            "postfix_merge_instances: instance '-': maincf must be a list (layer 0), got dict",
-        ),
-        (
-            [
-                [
+            {
+                "postfix__host_instances": [
+                    {"name": "-"},
                     {
                         "name": "-",
-                        "mastercf": [{"name": "smtp", "type": "inet", "maxproc": "x", "command": "smtpd"}],
-                    }
+                        "maincf": [{"name": "a", "value": 1}] * 3 + [{"name": "relayhost", "value": None}],
+                    },
                 ]
-            ],
-            {},
-            "postfix_merge_instances: instance '-', service 'smtp/inet': maxproc must be an integer or "
-            "'-', got 'x'",
+            },
+            "postfix__host_instances[1].maincf[3]: instance '-', parameter 'relayhost': value is null; "
+            "give a value, or state: absent to remove the parameter",
         ),
         (
-            [[{"name": "-", "maincf": [{"name": "a", "value": None}]}]],
-            {},
-            "postfix_merge_instances: instance '-', parameter 'a': value is null (layer 0); give a "
-            "value, or state: "
-            "absent to remove the parameter",
+            {
+                "postfix__group_instances": [
+                    {"name": "-", "mastercf": [{"name": "smtp", "type": "inet", "maxproc": "many"}]}
+                ]
+            },
+            "postfix__group_instances[0].mastercf[0]: instance '-', service 'smtp/inet': maxproc must be an "
+            "integer or '-', got 'many'",
         ),
         (
-            [[{"name": "-", "profile": "nope"}]],
-            {"profiles": {"relay": {}}},
-            "postfix_merge_instances: instance '-': profile 'nope' is not defined; expected one of relay",
+            {
+                "postfix__host_instances": [
+                    {"name": "-", "mastercf": [{"name": "new", "type": "unix", "chroot": "n"}]}
+                ]
+            },
+            "postfix__host_instances[0].mastercf[0]: instance '-', service 'new/unix': command is required "
+            "(the program in Postfix's daemon directory, e.g. 'smtpd')",
         ),
         (
-            [],
-            {"profiles": ["relay"]},
-            "postfix_merge_instances: profiles must be a mapping of profile name to "
-            "{maincf, mastercf}, got ['relay']",
+            {"postfix__dependent_instances": [{"name": "out"}]},
+            "postfix__dependent_instances[0]: instance name must be '-' or 'postfix-<name>' (letters, "
+            "digits, '.', '_', '-'), got 'out'",
+        ),
+        (
+            {"postfix__host_instances": ["-"]},
+            "postfix__host_instances[0]: an instance must be a mapping, got '-'",
+        ),
+        (
+            {"postfix__host_instances": [{"name": "-", "state": "off"}]},
+            "postfix__host_instances[0]: instance '-': state must be 'present' or 'absent', got 'off'",
+        ),
+        (
+            {"postfix__host_instances": [{"name": "-", "maincf": {"a": 1}}]},
+            "postfix__host_instances[0]: instance '-': maincf must be a list, got dict",
+        ),
+        (
+            {"postfix__host_instances": [{"name": "-", "ports": 25}]},
+            "postfix__host_instances[0]: instance '-': unknown field(s) ports; expected name, state, "
+            "profile, group, myhostname, inet_interfaces, port, mynetworks, relay_next_hops, tls_cert_file, "
+            "tls_key_file, maincf, mastercf",
+        ),
+        (
+            {"postfix__group_instances": [{"name": "-", "profile": "nope"}]},
+            "postfix__group_instances[0]: instance '-': profile 'nope' is not defined; known profiles "
+            "(postfix__profiles, postfix__custom_profiles): inbound_scanning, loopback_unchecked",
+        ),
+        (
+            {"postfix__host_instances": [{"name": "-", "port": "many"}]},
+            "postfix__host_instances[0]: instance '-': port must be a port number (1-65535), got 'many'",
+        ),
+        (
+            {"postfix__host_instances": [{"name": "-", "tls_cert_file": "/c.pem"}]},
+            "postfix__host_instances[0]: instance '-': tls_cert_file needs its partner: give both "
+            "tls_cert_file and tls_key_file, or neither",
+        ),
+        (
+            {"postfix__host_instances": [{"name": "-", "state": "absent"}]},
+            "the primary instance '-' must be present in postfix__instances, postfix__dependent_instances, "
+            "postfix__group_instances, postfix__host_instances (it runs the others); remove secondary "
+            "instances with state: absent, never the primary",
+        ),
+        (
+            {
+                "postfix__instances": SCANNING,
+                "postfix__dependent_profiles": [
+                    RSPAMD,
+                    {"inbound_scanning": {"maincf": [{"name": "smtpd_milters", "items": ["x$"]}]}},
+                ],
+            },
+            "postfix__dependent_profiles[1].inbound_scanning.maincf[0]: instance '-', parameter "
+            "'smtpd_milters': items[0]: '$' must start a parameter reference ($name, ${name}, $(name)) or be "
+            "doubled ('$$' is a literal '$'), got 'x$'",
+        ),
+        (
+            {"postfix__instances": SCANNING, "postfix__dependent_profiles": [RSPAMD, "signer"]},
+            "postfix__dependent_profiles[1]: must be a mapping (profile name -> {maincf, mastercf}), got str",
+        ),
+        (
+            {
+                "postfix__maincf": [{"name": "smtpd_milters", "value": "inet:a:1"}],
+                "postfix__instances": SCANNING,
+                "postfix__dependent_profiles": RSPAMD,
+            },
+            "postfix__dependent_profiles.inbound_scanning.maincf[0]: instance '-', parameter "
+            "'smtpd_milters': items extend a list value, but the value so far is 'inet:a:1'; write that "
+            "value as a list",
+        ),
+        (
+            {"postfix__instances": [{"name": "-"}, {"name": "postfix-out", "port": 25}]},
+            "postfix_check_instances: instance 'postfix-out', service '25/inet': listens on all addresses "
+            "port 25, which instance '-', service 'smtp/inet' already uses (all addresses port 25); each "
+            "inet endpoint must be used once (instances defined in '-': postfix__instances[0]; "
+            "'postfix-out': postfix__instances[1])",
+        ),
+        (
+            {"postfix__hosts_instances": []},
+            "unknown input(s) postfix__hosts_instances; expected __postfix_base_mastercf, postfix__maincf, "
+            "postfix__mastercf, postfix__profiles, postfix__custom_profiles, postfix__dependent_profiles, "
+            "postfix__instances, postfix__dependent_instances, postfix__group_instances, "
+            "postfix__host_instances, postfix__myhostname, postfix__instance_group, postfix__loopback_port, "
+            "postfix__tls_self_signed, postfix__staging_dir",
         ),
     ],
 )
-def test_merge_instances_errors(pf: ModuleType, layers: Any, kwargs: dict[str, Any], message: str) -> None:
-    with raises(message):
-        pf.postfix_merge_instances(layers, **kwargs)
+def test_instances_errors_name_the_variable_and_index(
+    pf: ModuleType, changes: dict[str, Any], message: str
+) -> None:
+    with raises(PRE + message):
+        pf.postfix_instances(role_inputs(**changes))
 
 
 def inst(name: str, *services: str, **extra: Any) -> dict[str, Any]:
@@ -981,7 +1271,7 @@ def test_parse_errors(pf: ModuleType, text: Any, message: str) -> None:
 FILTERS = [
     "postfix_merge_services",
     "postfix_merge_params",
-    "postfix_merge_instances",
+    "postfix_instances",
     "postfix_check_services",
     "postfix_check_instances",
     "postfix_master_cf",

@@ -1,7 +1,8 @@
 """Oracle tests: the real Postfix tools read what the filters render.
 
 For Debian's stock master.cf with a realistic main.cf, for every profile of roles/postfix
-(rendered through Ansible from the role's defaults) and for generated service lists,
+(assembled through Ansible by postfix_instances from the role's own inputs), for two roles that
+each add a milter to one instance, and for generated service lists,
 `postconf -c DIR -M`, `-F`, `-P` and `-n` must show exactly the services, fields, overrides and
 parameters of the data, without a warning, and `postfix -c DIR check` must pass where the
 configuration is complete.  One container for the session (conftest.py); no network.
@@ -284,32 +285,47 @@ def test_merged_layers_with_overrides(oracle: Oracle, pf: ModuleType) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# The profiles of roles/postfix, rendered through Ansible
+# The profiles of roles/postfix, assembled through Ansible by the role's own postfix_instances
 
+# Each profile on the primary instance, from the role's own inputs (vars/main.yml __postfix_inputs,
+# the role's defaults); no self-signed certificate (there is no file for postfix check to find).
+# "two_milters": rspamd's real export plus a second exporting role's, both adding to smtpd_milters.
 PROFILE_PLAYBOOK = """\
-- name: Merge each profile of roles/postfix as the role does (role layer, then profile)
+- name: Assemble each profile of roles/postfix with postfix_instances, as the role does
   hosts: localhost
   connection: local
   gather_facts: false
+  vars:
+    signer_export:
+      inbound_scanning:
+        maincf:
+          - {{name: smtpd_milters, items: ['inet:127.0.0.1:8891']}}
   tasks:
     - name: Load the role's defaults
       ansible.builtin.include_vars:
         dir: {role}/defaults/main
-    - name: Load the role's internal vars
+    - name: Load the role's internal vars (__postfix_inputs)
       ansible.builtin.include_vars:
         file: {role}/vars/main.yml
-    - name: Write the merged maincf and mastercf of every profile
+    - name: Load rspamd's defaults (rspamd__postfix__dependent_profiles)
+      ansible.builtin.include_vars:
+        file: {rspamd}/defaults/main.yml
+    - name: Write the assembled primary instance of every profile, and of the two-milter case
       ansible.builtin.copy:
         dest: {out}
         mode: "0644"
         content: >-
+          {{%- set base = __postfix_inputs | combine({{'postfix__tls_self_signed': false}}) -%}}
           {{%- set result = {{}} -%}}
-          {{%- for name, profile in postfix__profiles.items() -%}}
-          {{%-   set _ = result.update({{name: {{
-                   'maincf': [postfix__maincf, profile.maincf | default([])] | postfix_merge_params,
-                   'mastercf': [__postfix_base_mastercf, postfix__mastercf, profile.mastercf | default([])]
-                               | postfix_merge_services}}}}) -%}}
+          {{%- for name in postfix__profiles -%}}
+          {{%-   set primary = {{'name': '-', 'profile': name}} -%}}
+          {{%-   set inputs = base | combine({{'postfix__instances': [primary]}}) -%}}
+          {{%-   set _ = result.update({{name: (inputs | postfix_instances)[0]}}) -%}}
           {{%- endfor -%}}
+          {{%- set inputs = base | combine({{
+                 'postfix__instances': [{{'name': '-', 'profile': 'inbound_scanning'}}],
+                 'postfix__dependent_profiles': [rspamd__postfix__dependent_profiles, signer_export]}}) -%}}
+          {{%- set _ = result.update({{'two_milters': (inputs | postfix_instances)[0]}}) -%}}
           {{{{ result | to_json }}}}
 """
 EXPECTED_PROFILES = {"inbound_scanning", "list_inbound", "loopback_unchecked", "relay"}
@@ -322,7 +338,7 @@ def role_profiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("profiles")
     out = work / "profiles.json"
     playbook = work / "profiles.yml"
-    playbook.write_text(PROFILE_PLAYBOOK.format(role=ROLE, out=out))
+    playbook.write_text(PROFILE_PLAYBOOK.format(role=ROLE, rspamd=ROOT / "roles" / "rspamd", out=out))
     env = dict(
         os.environ,
         ANSIBLE_FILTER_PLUGINS=str(ROOT / "filter_plugins"),
@@ -345,26 +361,44 @@ def role_profiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return profiles
 
 
+def assert_instance_as_postfix_sees_it(
+    oracle: Oracle, pf: ModuleType, label: str, instance: dict[str, Any]
+) -> None:
+    """The texts postfix_instances rendered are the rendering of its checked data, and Postfix agrees."""
+    assert instance["services"], "a master.cf is never empty (the role's base services come first)"
+    assert instance["main_cf"] == pf.postfix_main_cf(instance["maincf"], instance["name"])
+    assert instance["master_cf"] == pf.postfix_master_cf(instance["services"], instance["name"])
+    assert_postfix_sees(oracle, pf, label, instance["maincf"], instance["services"], check=True)
+
+
 def test_role_defines_the_four_profiles(role_profiles: dict[str, Any]) -> None:
     profile_files = {p.stem.removeprefix("profile_") for p in (ROLE / "defaults").glob("**/profile_*.yml")}
-    assert set(role_profiles) >= EXPECTED_PROFILES
+    assert set(role_profiles) - {"two_milters"} >= EXPECTED_PROFILES
     assert profile_files <= set(role_profiles)
 
 
 @pytest.mark.parametrize("profile", sorted(EXPECTED_PROFILES))
 def test_role_profile(oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any], profile: str) -> None:
-    data = role_profiles[profile]
-    assert data["mastercf"], "a profile's master.cf is never empty (the role's base services come first)"
-    assert_postfix_sees(oracle, pf, f"profile-{profile}", data["maincf"], data["mastercf"], check=True)
+    assert role_profiles[profile]["profile"] == profile
+    assert_instance_as_postfix_sees_it(oracle, pf, f"profile-{profile}", role_profiles[profile])
 
 
 def test_every_profile_file_of_the_role(
     oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any]
 ) -> None:
     """Profiles added later (any defaults/**/profile_*.yml) are checked too."""
-    for name in sorted(set(role_profiles) - EXPECTED_PROFILES):
-        data = role_profiles[name]
-        assert_postfix_sees(oracle, pf, f"profile-{name}", data["maincf"], data["mastercf"], check=True)
+    for name in sorted(set(role_profiles) - EXPECTED_PROFILES - {"two_milters"}):
+        assert_instance_as_postfix_sees_it(oracle, pf, f"profile-{name}", role_profiles[name])
+
+
+def test_two_roles_add_a_milter_each(oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any]) -> None:
+    """rspamd's export and a second role's each add a milter (items); Postfix reads both."""
+    instance = role_profiles["two_milters"]
+    assert_instance_as_postfix_sees_it(oracle, pf, "two-milters", instance)
+    host, confdir = oracle.new_dir("two-milters-text")
+    (host / "main.cf").write_text(instance["main_cf"])
+    (host / "master.cf").write_text(instance["master_cf"])
+    assert oracle.postconf(confdir, "-h", "smtpd_milters") == "inet:127.0.0.1:11332, inet:127.0.0.1:8891\n"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -269,21 +269,33 @@ def test_postconf_M_shows_exactly_the_services_of_the_data(main):
 # Bad input: fails before the host changes, naming the variable
 
 
+# The appended entry is postfix__host_instances[2] (molecule_postfix_instances has two).
 BAD_INPUT = {
     "unknown profile": (
         {"name": "postfix-out", "profile": "no_such_profile"},
-        ["postfix__host_instances", "instance 'postfix-out' has profile 'no_such_profile'"],
+        ["postfix__host_instances[2]: instance 'postfix-out': profile 'no_such_profile' is not defined"],
     ),
     "duplicate port": (
         {"name": "postfix-out", "port": 25, "inet_interfaces": "all"},
-        ["postfix__host_instances", "postfix_check_instances", "25"],
+        [
+            "postfix_check_instances",
+            "port 25",
+            "'postfix-out': postfix__host_instances[1], postfix__host_instances[2]",
+        ],
     ),
     "malformed service": (
         {
             "name": "postfix-out",
             "mastercf": [{"name": "smtp", "type": "inet", "command": "smtpd", "maxproc": "many"}],
         },
-        ["postfix__host_instances", "instance 'postfix-out'", "smtp/inet", "maxproc"],
+        ["postfix__host_instances[2].mastercf[0]: instance 'postfix-out', service 'smtp/inet': maxproc"],
+    ),
+    "bad value": (
+        {"name": "postfix-out", "maincf": [{"name": "relayhost", "value": {"a": 1}}]},
+        [
+            "postfix__host_instances[2].maincf[0]: instance 'postfix-out', parameter 'relayhost': "
+            "value must be a string, integer, boolean or list"
+        ],
     ),
     "wrong type": (
         {"name": "postfix-out", "port": "many"},
