@@ -840,7 +840,6 @@ ASSEMBLY_INPUTS = (
     "postfix__host_instances",
     "postfix__myhostname",
     "postfix__instance_group",
-    "postfix__loopback_port",
     "postfix__tls_self_signed",
     "postfix__staging_dir",
 )
@@ -1125,8 +1124,16 @@ def _check_instance_keys(instance: Mapping[str, Any]) -> None:
         if keys.get(key) is not None and not _is_list(keys[key]):
             fail(key, f"must be a list, got {_type_name(keys[key])} {keys[key]!r}")
     port = keys.get("port")
-    if port is not None and not (str(port).isdigit() and 0 < int(port) < 65536):
+    if port is not None and not (
+        not isinstance(port, bool) and str(port).isascii() and str(port).isdigit() and 0 < int(port) < 65536
+    ):
         fail("port", f"must be a port number (1-65535), got {port!r}")
+    if port is None and keys.get("profile") == "loopback_unchecked" and instance.get("state") != "absent":
+        fail(
+            "profile",
+            "is loopback_unchecked, which needs the instance's port (its smtp listener on loopback; "
+            "mailstack's back-end gets it from mailman_core__smtp_port)",
+        )
     if (keys.get("tls_cert_file") is None) != (keys.get("tls_key_file") is None):
         fail(
             "tls_cert_file" if "tls_cert_file" in keys else "tls_key_file",
@@ -1206,8 +1213,6 @@ def _assemble(
     for entry, source in merged:
         services.append(_normalize_service(_Where(f"postfix_instances: {source}", name), entry, 0))
     port = keys.get("port")
-    if port is None and profile == "loopback_unchecked":
-        port = inputs.get("postfix__loopback_port")
     if port is not None:
         for service in services:
             if service["name"] == "smtp" and service["type"] == "inet":

@@ -709,7 +709,6 @@ def role_inputs(**changes: Any) -> dict[str, Any]:
         "postfix__host_instances": [],
         "postfix__myhostname": "mx1.example.test",
         "postfix__instance_group": "mta",
-        "postfix__loopback_port": 10025,
         "postfix__tls_self_signed": True,
         "postfix__staging_dir": "/var/lib/mailstack/postfix",
     }
@@ -729,6 +728,7 @@ def test_instances_ready_to_render(pf: ModuleType) -> None:
                 {
                     "name": "postfix-out",
                     "profile": "loopback_unchecked",
+                    "port": 10025,
                     "relay_next_hops": ["[r1]:25", "[r2]:25"],
                 },
             ]
@@ -777,7 +777,7 @@ def test_instances_ready_to_render(pf: ModuleType) -> None:
         {"path": "/var/lib/postfix-out", "owner": "postfix", "mode": "0700"},
     ]
     assert out["inet_interfaces"] == "127.0.0.1"
-    assert [s["name"] for s in out["services"]] == ["10025", "pickup"]  # postfix__loopback_port
+    assert [s["name"] for s in out["services"]] == ["10025", "pickup"]  # the instance's port
     got = params_of(out)
     assert got["syslog_name"] == got["multi_instance_name"] == "postfix-out"
     assert got["multi_instance_group"] == "mta"
@@ -848,7 +848,10 @@ def test_instances_computed_parameters_win_but_keys_follow_the_layers(pf: Module
 
 def test_instances_absent_and_afresh(pf: ModuleType) -> None:
     inputs = role_inputs(
-        postfix__instances=[{"name": "-"}, {"name": "postfix-old", "profile": "loopback_unchecked"}],
+        postfix__instances=[
+            {"name": "-"},
+            {"name": "postfix-old", "profile": "loopback_unchecked", "port": 10025},
+        ],
         postfix__dependent_instances=[{"name": "postfix-x", "mastercf": [svc()], "port": 2525}],
         postfix__group_instances=[{"name": "postfix-x", "state": "absent"}],
         postfix__host_instances=[
@@ -952,6 +955,7 @@ def test_items_extend_an_empty_string_value(pf: ModuleType) -> None:
             {
                 "name": "-",
                 "profile": "loopback_unchecked",
+                "port": 10025,
                 "maincf": [{"name": "smtpd_milters", "items": ["inet:m:1"]}],
             }
         ]
@@ -1045,6 +1049,16 @@ PRE = "postfix_instances: "
             "postfix__host_instances[0]: instance '-': port must be a port number (1-65535), got 'many'",
         ),
         (
+            {"postfix__host_instances": [{"name": "-", "port": "\u00b2"}]},
+            "postfix__host_instances[0]: instance '-': port must be a port number (1-65535), got '\u00b2'",
+        ),
+        (
+            {"postfix__group_instances": [{"name": "postfix-out", "profile": "loopback_unchecked"}]},
+            "postfix__group_instances[0]: instance 'postfix-out': profile is loopback_unchecked, which needs "
+            "the instance's port (its smtp listener on loopback; mailstack's back-end gets it from "
+            "mailman_core__smtp_port)",
+        ),
+        (
             {"postfix__host_instances": [{"name": "-", "tls_cert_file": "/c.pem"}]},
             "postfix__host_instances[0]: instance '-': tls_cert_file needs its partner: give both "
             "tls_cert_file and tls_key_file, or neither",
@@ -1093,7 +1107,7 @@ PRE = "postfix_instances: "
             "unknown input(s) postfix__hosts_instances; expected __postfix_base_mastercf, postfix__maincf, "
             "postfix__mastercf, postfix__profiles, postfix__custom_profiles, postfix__dependent_profiles, "
             "postfix__instances, postfix__dependent_instances, postfix__group_instances, "
-            "postfix__host_instances, postfix__myhostname, postfix__instance_group, postfix__loopback_port, "
+            "postfix__host_instances, postfix__myhostname, postfix__instance_group, "
             "postfix__tls_self_signed, postfix__staging_dir",
         ),
     ],

@@ -318,7 +318,8 @@ PROFILE_PLAYBOOK = """\
           {{%- set base = __postfix_inputs | combine({{'postfix__tls_self_signed': false}}) -%}}
           {{%- set result = {{}} -%}}
           {{%- for name in postfix__profiles -%}}
-          {{%-   set primary = {{'name': '-', 'profile': name}} -%}}
+          {{%-   set primary = {{'name': '-', 'profile': name}}
+                              | combine({{'port': 10025}} if name == 'loopback_unchecked' else {{}}) -%}}
           {{%-   set inputs = base | combine({{'postfix__instances': [primary]}}) -%}}
           {{%-   set _ = result.update({{name: (inputs | postfix_instances)[0]}}) -%}}
           {{%- endfor -%}}
