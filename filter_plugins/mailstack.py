@@ -116,10 +116,9 @@ def _port(hostvars: Mapping[str, Any], host: str, spec: tuple[str | None, int]) 
     return int(value)
 
 
-def _domains(hostvars: Mapping[str, Any], host: str) -> list[str]:
-    """The present mail domains of one back-end: its domain layers merged by name."""
-    present: dict[str, bool] = {}
-    for variable in ("mailman_core__domains", "mailman_core__group_domains", "mailman_core__host_domains"):
+def _layer_entries(hostvars: Mapping[str, Any], host: str, variables: Sequence[str]) -> Any:
+    """(variable, index, entry, name) of every entry of a host's layers, each entry a mapping with a name."""
+    for variable in variables:
         try:
             layer = hostvars[host][variable]
         except KeyError:
@@ -129,42 +128,42 @@ def _domains(hostvars: Mapping[str, Any], host: str) -> list[str]:
         if isinstance(layer, str | Mapping) or not isinstance(layer, Sequence):
             raise _error(f"host '{host}': {variable} must be a list, got {type(layer).__name__}")
         for index, entry in enumerate(layer):
-            name = entry.get("name") if isinstance(entry, Mapping) else None
-            if not isinstance(name, str) or not _DOMAIN.fullmatch(name.lower()):
-                raise _error(f"host '{host}': {variable}[{index}].name must be a domain name, got {name!r}")
-            state = entry.get("state", "present")
+            if not isinstance(entry, Mapping):
+                raise _error(f"host '{host}': {variable}[{index}] must be a mapping with a name, got {entry!r}")
+            name, state = entry.get("name"), entry.get("state", "present")
             if state not in ("present", "absent"):
                 raise _error(
                     f"host '{host}': {variable}[{index}].state must be present or absent, got {state!r}"
                 )
-            present[name.lower()] = state == "present"
+            yield variable, index, entry, name
+
+
+def _domains(hostvars: Mapping[str, Any], host: str) -> list[str]:
+    """The present mail domains of one back-end: its domain layers merged by name."""
+    present: dict[str, bool] = {}
+    layers = ("mailman_core__domains", "mailman_core__group_domains", "mailman_core__host_domains")
+    for variable, index, entry, name in _layer_entries(hostvars, host, layers):
+        if not isinstance(name, str) or not _DOMAIN.fullmatch(name.lower()):
+            raise _error(f"host '{host}': {variable}[{index}].name must be a domain name, got {name!r}")
+        present[name.lower()] = entry.get("state", "present") == "present"
     return [name for name, keep in present.items() if keep]
 
 
 def _check_lists(hostvars: Mapping[str, Any], host: str, domains: list[str]) -> None:
     """Every present list of a back-end is in one of the domains it serves (else the MX refuses its mail)."""
-    for variable in ("mailman_core__lists", "mailman_core__group_lists", "mailman_core__host_lists"):
-        try:
-            layer = hostvars[host][variable]
-        except KeyError:
+    layers = ("mailman_core__lists", "mailman_core__group_lists", "mailman_core__host_lists")
+    for variable, index, entry, name in _layer_entries(hostvars, host, layers):
+        if not isinstance(name, str) or name.count("@") != 1:
+            raise _error(f"host '{host}': {variable}[{index}].name must be list@domain, got {name!r}")
+        if entry.get("state", "present") == "absent":
             continue
-        if layer is None:
-            continue
-        if isinstance(layer, str | Mapping) or not isinstance(layer, Sequence):
-            raise _error(f"host '{host}': {variable} must be a list, got {type(layer).__name__}")
-        for index, entry in enumerate(layer):
-            name = entry.get("name") if isinstance(entry, Mapping) else None
-            if not isinstance(name, str) or name.count("@") != 1:
-                raise _error(f"host '{host}': {variable}[{index}].name must be list@domain, got {name!r}")
-            if entry.get("state", "present") == "absent":
-                continue
-            domain = name.split("@", 1)[1].lower()
-            if domain not in domains:
-                raise _error(
-                    f"host '{host}': {variable}[{index}] '{name}' is in domain '{domain}', which is not "
-                    f"one of its mailman_core__domains ({', '.join(domains) or 'none'}): the MX nodes "
-                    "would refuse its mail; add the domain or fix the list name"
-                )
+        domain = name.split("@", 1)[1].lower()
+        if domain not in domains:
+            raise _error(
+                f"host '{host}': {variable}[{index}] '{name}' is in domain '{domain}', which is not "
+                f"one of its mailman_core__domains ({', '.join(domains) or 'none'}): the MX nodes "
+                "would refuse its mail; add the domain or fix the list name"
+            )
 
 
 def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -> dict[str, Any]:

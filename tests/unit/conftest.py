@@ -42,12 +42,13 @@ test -x /usr/sbin/postconf
 ORACLE_MOUNT = "/oracle"
 
 
-def load_filter_module() -> ModuleType:
-    """Import filter_plugins/postfix.py as module ``mailstack_postfix_filters``."""
-    name = "mailstack_postfix_filters"
+def load_filter_module(path: Path = FILTER_FILE) -> ModuleType:
+    """Import a filter plugin file (Ansible plugins are not a package): filter_plugins/postfix.py as
+    ``mailstack_postfix_filters`` by default, filter_plugins/<name>.py as ``mailstack_<name>_filters``."""
+    name = f"mailstack_{path.stem}_filters"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, FILTER_FILE)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from types import ModuleType
 from typing import Any
 
@@ -13,7 +11,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from conftest import ROOT
+from conftest import ROOT, load_filter_module
 
 FILTER_FILE = ROOT / "filter_plugins" / "firewall.py"
 ROLE = ROOT / "roles" / "firewall"
@@ -21,21 +19,9 @@ LAYERS = ["firewall__rules", "firewall__dependent_rules", "firewall__group_rules
 ADMIN = ["10.0.0.0/8"]
 
 
-def _load() -> ModuleType:
-    name = "mailstack_firewall_filters"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, FILTER_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def fw() -> ModuleType:
-    return _load()
+    return load_filter_module(FILTER_FILE)
 
 
 NAME_RULE = "name is required: letters, digits, '_', '.', '-' (at most 63, starting with a letter or digit), "
