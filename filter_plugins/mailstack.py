@@ -129,7 +129,9 @@ def _layer_entries(hostvars: Mapping[str, Any], host: str, variables: Sequence[s
             raise _error(f"host '{host}': {variable} must be a list, got {type(layer).__name__}")
         for index, entry in enumerate(layer):
             if not isinstance(entry, Mapping):
-                raise _error(f"host '{host}': {variable}[{index}] must be a mapping with a name, got {entry!r}")
+                raise _error(
+                    f"host '{host}': {variable}[{index}] must be a mapping with a name, got {entry!r}"
+                )
             name, state = entry.get("name"), entry.get("state", "present")
             if state not in ("present", "absent"):
                 raise _error(
