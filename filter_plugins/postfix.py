@@ -627,20 +627,24 @@ def _check_main_text(where: _Where, field: str, text: str, name: str | None) -> 
         raise where.error(f"{field} must have balanced '{{' and '}}', got {text!r}")
 
 
+def _check_list_item(where: _Where, field: str, item: Any, name: str | None) -> None:
+    """One element of a main.cf list value (value[N], items[N])."""
+    if item is None or isinstance(item, list | tuple | Mapping | float):
+        raise where.error(f"{field} must be a string, integer or boolean, got {item!r}")
+    text = _main_value_text(item)
+    if not text or "\n" in text or "\r" in text or text != text.strip(ISSPACE):
+        raise where.error(
+            f"{field} must be non-empty, on one line, without leading or trailing whitespace, got {text!r}"
+        )
+    _check_main_text(where, field, text, name)
+
+
 def _check_param_value(where: _Where, value: Any, name: str | None = None) -> Any:
     if value is None:
         raise where.error("value is null; give a value, or state: absent to remove the parameter")
     if isinstance(value, list | tuple):
         for pos, item in enumerate(value):
-            if item is None or isinstance(item, list | tuple | Mapping | float):
-                raise where.error(f"value[{pos}] must be a string, integer or boolean, got {item!r}")
-            text = _main_value_text(item)
-            if not text or "\n" in text or "\r" in text or text != text.strip(ISSPACE):
-                raise where.error(
-                    f"value[{pos}] must be non-empty, on one line, without leading or trailing "
-                    f"whitespace, got {text!r}"
-                )
-            _check_main_text(where, f"value[{pos}]", text, name)
+            _check_list_item(where, f"value[{pos}]", item, name)
         _check_main_text(where, "value", _main_value_text(value), name)
         return list(value)
     if isinstance(value, Mapping | float) or not isinstance(value, str | int):
@@ -891,15 +895,7 @@ def _check_items(where: _Where, items: Any, name: str | None = None) -> None:
             if item.get("name") is None:
                 raise where.error(f"items[{pos}]: name is required")
             value = item["name"]
-        if value is None or isinstance(value, list | tuple | Mapping | float):
-            raise where.error(f"items[{pos}] must be a string, integer or boolean, got {value!r}")
-        text = _main_value_text(value)
-        if not text or "\n" in text or "\r" in text or text != text.strip(ISSPACE):
-            raise where.error(
-                f"items[{pos}] must be non-empty, on one line, without leading or trailing "
-                f"whitespace, got {text!r}"
-            )
-        _check_main_text(where, f"items[{pos}]", text, name)
+        _check_list_item(where, f"items[{pos}]", value, name)
 
 
 def _apply_items(value: Any, items: Sequence[Any]) -> list[Any]:
