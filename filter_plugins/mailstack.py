@@ -19,6 +19,9 @@ from ansible.errors import AnsibleFilterError
 # The groups of the inventory contract (README, DESIGN): their hosts take these roles.
 TIER_GROUPS = ("mx", "mailman_core", "relays", "db", "nfs_server", "mailman_web", "proxy")
 
+# The groups whose hosts use the database (pg_hba and the firewall admit them).
+DB_CLIENT_GROUPS = ("mailman_core", "mailman_web")
+
 # Cross-host services: which group listens on which port, and which groups may connect.
 # `sources: None` means everyone. A port given as a variable name is read from the listening
 # host's variables (inventory layers), else the default, which is the owning role's default:
@@ -30,7 +33,7 @@ INGRESS = (
     ("mailman_core", "smtp", (None, 25), "tcp", ("mx",)),
     ("mailman_core", "mailman-rest", ("mailman_core__rest_port", 8001), "tcp", ("mailman_web",)),
     ("relays", "smtp", (None, 25), "tcp", ("mailman_core",)),
-    ("db", "postgresql", ("postgresql__port", 5432), "tcp", ("mailman_core", "mailman_web")),
+    ("db", "postgresql", ("postgresql__port", 5432), "tcp", DB_CLIENT_GROUPS),
     ("proxy", "http", (None, 80), "tcp", None),
     ("proxy", "https", (None, 443), "tcp", None),
 )
@@ -236,7 +239,7 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "list_domains": list_domains,
         "mynetworks": mynetworks,
         "db_port": _port(hostvars, members["db"][0], ("postgresql__port", 5432)) if members["db"] else 5432,
-        "db_clients": [_network(a) for g in ("mailman_core", "mailman_web") for a in addresses[g]],
+        "db_clients": [_network(a) for g in DB_CLIENT_GROUPS for a in addresses[g]],
         "backend_next_hops": [_next_hop(a) for a in addresses["mailman_core"]],
         "relay_next_hops": [_next_hop(a) for a in addresses["relays"]],
         "ingress": ingress,
