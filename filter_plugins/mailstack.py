@@ -119,6 +119,17 @@ def _port(hostvars: Mapping[str, Any], host: str, spec: tuple[str | None, int]) 
     return int(value)
 
 
+def _draining(hostvars: Mapping[str, Any], host: str) -> bool:
+    """Whether the host is being drained (mailstack__draining: true): no new mail is routed to it."""
+    try:
+        value = hostvars[host]["mailstack__draining"]
+    except KeyError:
+        return False
+    if not isinstance(value, bool):
+        raise _error(f"host '{host}': mailstack__draining must be true or false, got {value!r}")
+    return value
+
+
 def _layer_entries(hostvars: Mapping[str, Any], host: str, variables: Sequence[str]) -> Any:
     """(variable, index, entry, name) of every entry of a host's layers, each entry a mapping with a name."""
     for variable in variables:
@@ -204,6 +215,16 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
                     raise _error(f"host '{host}': port {port} of {what} is already used by {used[port]}")
                 used[port] = what
 
+    # Relays being drained (mailstack__draining, set by playbooks/remove-node.yml or the inventory)
+    # get no new mail; draining every relay would leave postfix-out with nowhere to send.
+    draining = {group: [h for h in hosts if _draining(hostvars, h)] for group, hosts in members.items()}
+    serving_relays = [h for h in members["relays"] if h not in draining["relays"]]
+    if members["relays"] and not serving_relays:
+        raise _error(
+            f"every relay is draining ({', '.join(draining['relays'])}): postfix-out would have no "
+            "next hop; add a relay before removing the last one"
+        )
+
     # Who may send into each Postfix tier without further checks (its mynetworks).
     mynetworks = {
         "mailman_core": [LOOPBACK_NETWORK, *addresses["mx"]],
@@ -241,7 +262,8 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "db_port": _port(hostvars, members["db"][0], ("postgresql__port", 5432)) if members["db"] else 5432,
         "db_clients": [_network(a) for g in DB_CLIENT_GROUPS for a in addresses[g]],
         "backend_next_hops": [_next_hop(a) for a in addresses["mailman_core"]],
-        "relay_next_hops": [_next_hop(a) for a in addresses["relays"]],
+        "draining": draining,
+        "relay_next_hops": [_next_hop(_address(hostvars, h)) for h in serving_relays],
         "ingress": ingress,
     }
 
@@ -283,6 +305,104 @@ def mailstack_merge_by_name(
     return list(merged.values())
 
 
+_SELECTOR = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}", re.ASCII)
+# DNS character-strings hold at most 255 octets; a TXT record longer than that is several strings.
+TXT_STRING_MAX = 255
+
+
+def mailstack_dkim_selectors(domains: Any, selector: Any, overrides: Any = None) -> list[dict[str, str]]:
+    """One {domain, selector} per list domain: the overrides' selector for its domain, else the default."""
+    where = "mailstack_dkim_selectors"
+    if isinstance(domains, str | Mapping) or not isinstance(domains, Sequence):
+        raise AnsibleFilterError(
+            f"{where}: input must be the list domains (a list), got {type(domains).__name__}"
+        )
+    overrides = {} if overrides is None else overrides
+    if not isinstance(overrides, Mapping):
+        raise AnsibleFilterError(
+            f"{where}: mailstack__dkim_selectors must be a mapping of list domain to selector, "
+            f"got {type(overrides).__name__}"
+        )
+    for domain in overrides:
+        if domain not in domains:
+            raise AnsibleFilterError(
+                f"{where}: mailstack__dkim_selectors names '{domain}', which is not a list domain "
+                f"({', '.join(domains) or 'none'})"
+            )
+    result = []
+    for domain in domains:
+        chosen = overrides.get(domain, selector)
+        variable = (
+            f"mailstack__dkim_selectors['{domain}']" if domain in overrides else "mailstack__dkim_selector"
+        )
+        if not isinstance(chosen, str) or not _SELECTOR.fullmatch(chosen):
+            raise AnsibleFilterError(
+                f"{where}: {variable} must be a DNS label (lower-case letters, digits, inner hyphens), "
+                f"got {chosen!r}"
+            )
+        result.append({"domain": domain, "selector": chosen})
+    return result
+
+
+def _txt(name: str, text: str) -> dict[str, Any]:
+    strings = [text[i : i + TXT_STRING_MAX] for i in range(0, len(text), TXT_STRING_MAX)]
+    return {
+        "name": name,
+        "type": "TXT",
+        "text": text,
+        "strings": strings,
+        "zone": f"{name}. 3600 IN TXT ( {' '.join(chr(34) + s + chr(34) for s in strings)} )",
+    }
+
+
+def mailstack_dns_records(
+    dkim_keys: Any, topology: Mapping[str, Any], dmarc: str = "v=DMARC1; p=none", spf_all: str = "-all"
+) -> list[dict[str, Any]]:
+    """The TXT records to publish for the list domains: DKIM (one per key), SPF and DMARC.
+
+    dkim_keys: [{domain, selector, public_key}] (public_key: the base64 DER SubjectPublicKeyInfo).
+    SPF names every relay (mail of the list domains leaves through them only).
+    """
+    where = "mailstack_dns_records"
+    if isinstance(dkim_keys, str | Mapping) or not isinstance(dkim_keys, Sequence):
+        raise AnsibleFilterError(
+            f"{where}: input must be a list of DKIM keys, got {type(dkim_keys).__name__}"
+        )
+    if not isinstance(dmarc, str) or not dmarc.startswith("v=DMARC1;"):
+        raise AnsibleFilterError(
+            f"{where}: mailstack__dmarc_record must start with 'v=DMARC1;', got {dmarc!r}"
+        )
+    if spf_all not in ("-all", "~all", "?all"):
+        raise AnsibleFilterError(f"{where}: mailstack__spf_all must be -all, ~all or ?all, got {spf_all!r}")
+    records = []
+    for index, key in enumerate(dkim_keys):
+        if not isinstance(key, Mapping) or not all(
+            isinstance(key.get(k), str) for k in ("domain", "selector", "public_key")
+        ):
+            raise AnsibleFilterError(
+                f"{where}: input[{index}] needs domain, selector and public_key, got {key!r}"
+            )
+        public_key = "".join(key["public_key"].split())
+        if not _BASE64.fullmatch(public_key):
+            raise AnsibleFilterError(f"{where}: input[{index}] ({key['domain']}): public_key is not base64")
+        records.append(
+            _txt(f"{key['selector']}._domainkey.{key['domain']}", f"v=DKIM1; k=rsa; p={public_key}")
+        )
+    senders = [
+        f"ip{ipaddress.ip_address(a).version}:{a}" for a in topology.get("addresses", {}).get("relays", [])
+    ]
+    for domain in topology.get("list_domains", []):
+        records.append(_txt(domain, " ".join(["v=spf1", *senders, spf_all])))
+        records.append(_txt(f"_dmarc.{domain}", dmarc))
+    return records
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mailstack_topology": mailstack_topology, "mailstack_merge_by_name": mailstack_merge_by_name}
+        return {
+            "mailstack_topology": mailstack_topology,
+            "mailstack_merge_by_name": mailstack_merge_by_name,
+            "mailstack_dkim_selectors": mailstack_dkim_selectors,
+            "mailstack_dns_records": mailstack_dns_records,
+        }

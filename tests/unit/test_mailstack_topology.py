@@ -10,7 +10,15 @@ from ansible.errors import AnsibleFilterError
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "filter_plugins"))
 
-from mailstack import INGRESS, LISTENERS, FilterModule, mailstack_merge_by_name, mailstack_topology  # noqa: E402
+from mailstack import (  # noqa: E402
+    INGRESS,
+    LISTENERS,
+    FilterModule,
+    mailstack_dkim_selectors,
+    mailstack_dns_records,
+    mailstack_merge_by_name,
+    mailstack_topology,
+)
 
 
 def inventory(**groups):
@@ -47,7 +55,12 @@ def cluster(**extra):
 
 
 def test_filter_is_exported():
-    assert set(FilterModule().filters()) == {"mailstack_topology", "mailstack_merge_by_name"}
+    assert set(FilterModule().filters()) == {
+        "mailstack_topology",
+        "mailstack_merge_by_name",
+        "mailstack_dkim_selectors",
+        "mailstack_dns_records",
+    }
 
 
 def test_peers_networks_and_next_hops_of_a_cluster():
@@ -61,6 +74,31 @@ def test_peers_networks_and_next_hops_of_a_cluster():
     assert topo["backend_next_hops"] == ["[10.0.0.21]:25"]
     assert topo["relay_next_hops"] == ["[10.0.0.31]:25", "[10.0.0.32]:25"]
     assert topo["addresses"]["relays"] == ["10.0.0.31", "10.0.0.32"]
+
+
+def test_a_draining_relay_gets_no_new_mail_but_keeps_its_address():
+    groups, hostvars = cluster()
+    hostvars["relay1"]["mailstack__draining"] = True
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["relay_next_hops"] == ["[10.0.0.32]:25"]
+    assert topo["draining"]["relays"] == ["relay1"]
+    assert topo["draining"]["mx"] == []
+    assert topo["addresses"]["relays"] == ["10.0.0.31", "10.0.0.32"]
+
+
+def test_draining_every_relay_is_refused():
+    groups, hostvars = cluster()
+    hostvars["relay1"]["mailstack__draining"] = True
+    hostvars["relay2"]["mailstack__draining"] = True
+    with pytest.raises(AnsibleFilterError, match=r"every relay is draining \(relay1, relay2\): postfix-out"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_draining_must_be_a_boolean():
+    groups, hostvars = cluster()
+    hostvars["relay2"]["mailstack__draining"] = "yes"
+    with pytest.raises(AnsibleFilterError, match=r"host 'relay2': mailstack__draining must be true or false"):
+        mailstack_topology(groups, hostvars)
 
 
 def test_ingress_rules_open_each_port_to_its_peers_only():
@@ -263,3 +301,61 @@ def test_a_single_server_also_checks_rspamd_ports():
     groups, hostvars = inventory(mailman_core={"list1": {**CORE, "rspamd__milter_port": 10025}})
     with pytest.raises(AnsibleFilterError, match="port 10025 of rspamd__milter_port is already used"):
         mailstack_topology(groups, hostvars)
+
+
+def test_dkim_selectors_default_and_per_domain():
+    got = mailstack_dkim_selectors(["a.example.org", "b.example.org"], "ms1", {"b.example.org": "ms2"})
+    assert got == [
+        {"domain": "a.example.org", "selector": "ms1"},
+        {"domain": "b.example.org", "selector": "ms2"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("selector", "overrides", "message"),
+    [
+        ("Bad_Selector", {}, r"mailstack__dkim_selector must be a DNS label"),
+        ("ms1", {"a.example.org": "-x"}, r"mailstack__dkim_selectors\['a.example.org'\] must be a DNS label"),
+        ("ms1", {"other.example.org": "ms2"}, r"names 'other.example.org', which is not a list domain"),
+        ("ms1", ["ms2"], r"must be a mapping of list domain to selector"),
+    ],
+)
+def test_dkim_selectors_errors_name_the_variable(selector, overrides, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        mailstack_dkim_selectors(["a.example.org"], selector, overrides)
+
+
+def test_dns_records_dkim_spf_dmarc():
+    topo = mailstack_topology(*cluster())
+    key = "A" * 392
+    records = mailstack_dns_records(
+        [{"domain": "lists.example.org", "selector": "ms1", "public_key": key[:200] + "\n" + key[200:]}], topo
+    )
+    dkim, spf, dmarc = records
+    assert dkim["name"] == "ms1._domainkey.lists.example.org"
+    assert dkim["text"] == f"v=DKIM1; k=rsa; p={key}"
+    assert [len(s) for s in dkim["strings"]] == [255, len(dkim["text"]) - 255]
+    assert "".join(dkim["strings"]) == dkim["text"]
+    assert dkim["zone"].startswith('ms1._domainkey.lists.example.org. 3600 IN TXT ( "v=DKIM1; k=rsa; p=AAA')
+    assert spf["name"] == "lists.example.org"
+    assert spf["text"] == "v=spf1 ip4:10.0.0.31 ip4:10.0.0.32 -all"
+    assert dmarc == {**dmarc, "name": "_dmarc.lists.example.org", "text": "v=DMARC1; p=none"}
+
+
+@pytest.mark.parametrize(
+    ("keys", "kwargs", "message"),
+    [
+        ([{"domain": "d", "selector": "s"}], {}, r"input\[0\] needs domain, selector and public_key"),
+        (
+            [{"domain": "d", "selector": "s", "public_key": "not base64!"}],
+            {},
+            r"input\[0\] \(d\): public_key is not base64",
+        ),
+        ([], {"dmarc": "p=none"}, r"mailstack__dmarc_record must start with 'v=DMARC1;'"),
+        ([], {"spf_all": "+all"}, r"mailstack__spf_all must be -all, ~all or \?all"),
+        ("x", {}, r"input must be a list of DKIM keys"),
+    ],
+)
+def test_dns_records_errors(keys, kwargs, message):
+    with pytest.raises(AnsibleFilterError, match=f"^mailstack_dns_records: {message}"):
+        mailstack_dns_records(keys, mailstack_topology(*cluster()), **kwargs)

@@ -310,6 +310,9 @@ PROFILE_PLAYBOOK = """\
     - name: Load rspamd's defaults (rspamd__postfix__dependent_profiles)
       ansible.builtin.include_vars:
         file: {rspamd}/defaults/main.yml
+    - name: Load rspamd's internal vars (__rspamd_postfix_maincf)
+      ansible.builtin.include_vars:
+        file: {rspamd}/vars/main.yml
     - name: Write the assembled primary instance of every profile, and of the two-milter case
       ansible.builtin.copy:
         dest: {out}
