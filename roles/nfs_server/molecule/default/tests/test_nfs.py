@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -54,7 +55,16 @@ def _host(name: str):
 
 @pytest.fixture(scope="module")
 def server():
-    return _host("nfs-server")
+    host = _host("nfs-server")
+    # A (re)started ganesha is in its NFSv4 grace period (90 s) until it logs "NOT IN GRACE": v4
+    # OPENs that create files fail until then. Wait for the end of the last one.
+    log = "/var/log/ganesha/ganesha.log"
+    for _ in range(150):
+        lines = [line for line in host.file(log).content_string.splitlines() if "IN GRACE" in line]
+        if lines and "NOT IN GRACE" in lines[-1]:
+            return host
+        time.sleep(1)
+    pytest.fail("ganesha did not leave its grace period: " + "\n".join(lines[-5:]))
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +166,7 @@ def test_written_by_one_client_read_by_the_other(server, client_a, client_b, wri
 
 
 @pytest.mark.parametrize("version", [4, 3])
-def test_root_is_squashed(client_a, version):
+def test_root_is_squashed(server, client_a, version):
     """root (libnfs's default uid 0) is mapped to nobody, who may not write in Mailman's 0775 directory."""
     put, _ = _put(client_a, f"{SHARE}/root-{uuid.uuid4().hex}", version, uid=0)
     assert put.rc != 0
