@@ -1,0 +1,344 @@
+"""Verify roles/nfs_server and roles/nfs_client over the real NFS protocol.
+
+Runs after converge/idempotence/check. nfs-server runs ganesha and exports /srv/nfs/mailman (a
+tmpfs) to nfs-client-a and nfs-client-b only; nfs-outsider is in no export list. No kernel here
+can mount NFS, so the clients speak the protocol with libnfs-utils (nfs-cp, nfs-ls), v4 and v3,
+as Mailman's uid (the URL's ?uid=38&gid=38). nfs-kernel carries the kernel back-end (installed and
+rendered, no nfsd): its exports file and exportfs's view of it are compared field by field with
+the data. The last tests converge the server again with other exports (added, then removed) and
+with bad ones (refused before the reload), and prove each over NFS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import testinfra
+
+SCENARIO = Path(__file__).resolve().parents[1]
+TOP = SCENARIO.parents[3]
+SERVER = "172.31.17.10"
+CLIENTS = ["172.31.17.11", "172.31.17.12"]
+OUTSIDER = "172.31.17.13"
+SHARE = "/srv/nfs/mailman"
+EXTRA = "/srv/nfs/archive"
+MOUNT_POINT = "/var/lib/mailman3"
+MAILMAN = 38
+GANESHA_EXPORTS = "/etc/ganesha/mailstack-exports.conf"
+KERNEL_EXPORTS = "/etc/exports.d/mailstack.exports"
+KERNEL_OPTIONS = {"rw", "sync", "root_squash", "no_subtree_check", "sec=sys"}
+# libnfs 4.0 (Debian 12's libnfs-utils) fails NFSv4 writes of more than 3840 bytes ("Failed to
+# write to dest file"; the same limit against other servers: sahlberg/libnfs-python#30); its
+# v4 reads and its v3 writes have no such limit. So v4 writes are 3840 bytes, v3 writes 64 KiB.
+SIZE = {4: 3840, 3: 65536}
+MAILMAN_EXPORT = {"path": SHARE, "clients": CLIENTS, "owner": MAILMAN, "group": MAILMAN, "mode": "0775"}
+
+
+def _inventory() -> str:
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    assert inventory, "MOLECULE_INVENTORY_FILE is not set: run through molecule verify"
+    return inventory
+
+
+def _host(name: str):
+    # docker exec, not a connection through Ansible per command: the verify step runs many commands.
+    return testinfra.get_host(f"docker://{name}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    host = _host("nfs-server")
+    # A (re)started ganesha is in its NFSv4 grace period (90 s) until it logs "NOT IN GRACE": v4
+    # OPENs that create files fail until then. Wait for the end of the last one.
+    log = "/var/log/ganesha/ganesha.log"
+    for _ in range(150):
+        lines = [line for line in host.file(log).content_string.splitlines() if "IN GRACE" in line]
+        if lines and "NOT IN GRACE" in lines[-1]:
+            return host
+        time.sleep(1)
+    pytest.fail("ganesha did not leave its grace period: " + "\n".join(lines[-5:]))
+
+
+@pytest.fixture(scope="module")
+def client_a():
+    return _host("nfs-client-a")
+
+
+@pytest.fixture(scope="module")
+def client_b():
+    return _host("nfs-client-b")
+
+
+@pytest.fixture(scope="module")
+def outsider():
+    return _host("nfs-outsider")
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    return _host("nfs-kernel")
+
+
+def _url(path: str, version: int, uid: int | None = MAILMAN) -> str:
+    query = f"?version={version}" + (f"&uid={uid}&gid={uid}" if uid is not None else "")
+    return f"nfs://{SERVER}{path}{query}"
+
+
+def _put(host, path: str, version: int, size: int | None = None, uid: int | None = MAILMAN):
+    """Write SIZE random bytes to PATH over NFS from HOST; return (command, sha256 of the bytes)."""
+    local = f"/tmp/nfs-{uuid.uuid4().hex}"
+    size = size or SIZE[version]
+    made = host.run("head -c %s /dev/urandom > %s && sha256sum < %s", str(size), local, local)
+    assert made.rc == 0, made.stderr
+    cmd = host.run("nfs-cp %s %s", local, _url(path, version, uid))
+    return cmd, made.stdout.split()[0]
+
+
+def _get(host, path: str, version: int, uid: int | None = MAILMAN):
+    """Read PATH over NFS on HOST into a local file; return (command, sha256 of what arrived)."""
+    local = f"/tmp/nfs-{uuid.uuid4().hex}"
+    cmd = host.run("nfs-cp %s %s", _url(path, version, uid), local)
+    digest = host.run("sha256sum < %s", local).stdout.split()[0] if cmd.rc == 0 else None
+    return cmd, digest
+
+
+def _playbook(extra: dict | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_ROLES_PATH=str(TOP / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(TOP / "filter_plugins"),
+        ANSIBLE_COLLECTIONS_PATH=str(TOP / "collections"),
+        ANSIBLE_HOME=str(TOP / ".cache" / "ansible"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_PIPELINING="1",
+    )
+    env.pop("ANSIBLE_CONFIG", None)
+    binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
+    cmd = [binary, "-i", _inventory(), str(SCENARIO / "converge.yml"), "--limit", "nfs-server"]
+    if extra is not None:
+        cmd += ["-e", json.dumps(extra)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _flat(output: str) -> str:
+    return " ".join(output.split())
+
+
+def _ganesha_pid(server) -> str:
+    return server.run("systemctl show -P MainPID nfs-ganesha").stdout.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# The ganesha server, over NFS
+
+
+def test_ganesha_runs_with_the_rendered_exports(server):
+    assert server.service("nfs-ganesha").is_enabled
+    assert server.service("nfs-ganesha").is_running
+    exports = server.file(GANESHA_EXPORTS).content_string
+    assert "Ansible managed" in exports
+    assert f'Path = "{SHARE}";' in exports
+    assert f"Clients = {', '.join(CLIENTS)};" in exports
+    share = server.file(SHARE)
+    assert (share.uid, share.gid, share.mode) == (MAILMAN, MAILMAN, 0o775)
+
+
+@pytest.mark.parametrize(("written", "read"), [(4, 4), (3, 3), (3, 4), (4, 3)])
+def test_written_by_one_client_read_by_the_other(server, client_a, client_b, written, read):
+    name = f"{SHARE}/v{written}-v{read}-{uuid.uuid4().hex}.bin"
+    put, sent = _put(client_a, name, written)
+    assert put.rc == 0, put.stdout + put.stderr
+    got, received = _get(client_b, name, read)
+    assert got.rc == 0, got.stdout + got.stderr
+    assert received == sent
+    # Created through NFS with Mailman's uid: the file belongs to it on the server.
+    on_disk = server.file(name)
+    assert (on_disk.uid, on_disk.gid, on_disk.size) == (MAILMAN, MAILMAN, SIZE[written])
+
+
+@pytest.mark.parametrize("version", [4, 3])
+def test_root_is_squashed(server, client_a, version):
+    """root (libnfs's default uid 0) is mapped to nobody, who may not write in Mailman's 0775 directory."""
+    put, _ = _put(client_a, f"{SHARE}/root-{uuid.uuid4().hex}", version, uid=0)
+    assert put.rc != 0
+    assert re.search(r"ACCES|denied", put.stdout + put.stderr), put.stdout + put.stderr
+
+
+@pytest.mark.parametrize("version", [4, 3])
+def test_outsider_is_refused(server, client_a, outsider, version):
+    name = f"{SHARE}/for-insiders-{uuid.uuid4().hex}.bin"
+    put, _ = _put(client_a, name, version, size=512)
+    assert put.rc == 0, put.stdout + put.stderr
+    listing = outsider.run("nfs-ls %s", _url(SHARE, version))
+    assert listing.rc != 0, listing.stdout
+    got, _ = _get(outsider, name, version)
+    assert got.rc != 0
+    intruder = f"{SHARE}/intruder-{uuid.uuid4().hex}"
+    put, _ = _put(outsider, intruder, version, size=512)
+    assert put.rc != 0
+    assert not server.file(intruder).exists
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel back-end: rendered, checked by exportfs, compared with the data field by field
+
+
+def _parse_exports(text: str) -> dict[str, dict[str, set[str]]]:
+    """exports(5) text (or `exportfs -v` output) as {path: {client: {options}}}."""
+    result: dict[str, dict[str, set[str]]] = {}
+    path = None
+    for token in " ".join(line for line in text.splitlines() if not line.lstrip().startswith("#")).split():
+        if token.startswith("/"):  # exportfs -v repeats the path for each client
+            path = token
+            result.setdefault(path, {})
+            continue
+        match = re.fullmatch(r"([^()]+)\(([^()]*)\)", token)
+        assert match and path, f"unexpected token {token!r} in {text!r}"
+        result[path][match.group(1)] = set(match.group(2).split(","))
+    return result
+
+
+def test_kernel_exports_file_matches_the_data(kernel):
+    text = kernel.file(KERNEL_EXPORTS).content_string
+    assert "Ansible managed" in text
+    assert _parse_exports(text) == {SHARE: dict.fromkeys(CLIENTS, KERNEL_OPTIONS)}
+
+
+def test_kernel_exportfs_takes_the_file(kernel):
+    """exportfs (user space, /var/lib/nfs/etab) runs here even without nfsd: its view is the data's."""
+    cmd = kernel.run("exportfs -ra && exportfs -v")
+    assert cmd.rc == 0, cmd.stderr
+    assert cmd.stderr == ""
+    live = _parse_exports(cmd.stdout)
+    assert set(live) == {SHARE}
+    assert set(live[SHARE]) == set(CLIENTS)
+    for options in live[SHARE].values():
+        # exportfs -v shows the options it applied, defaults included (wdelay, hide, ...).
+        assert options >= KERNEL_OPTIONS, options
+        assert not options & {"ro", "async", "no_root_squash", "all_squash", "subtree_check"}, options
+
+
+def test_kernel_versions(kernel):
+    conf = kernel.file("/etc/nfs.conf.d/mailstack.conf").content_string
+    assert re.findall(r"^vers\S*=\S+$", conf, flags=re.M) == ["vers3=y", "vers4=y"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The clients: fstab line, ownership, unit ordering
+
+
+def test_fstab_line_field_by_field(client_a):
+    lines = [line.split() for line in client_a.file("/etc/fstab").content_string.splitlines()]
+    entries = [fields for fields in lines if len(fields) > 1 and fields[1] == MOUNT_POINT]
+    assert len(entries) == 1, entries
+    source, point, fstype, opts, dump, passno = entries[0]
+    assert source == f"{SERVER}:{SHARE}"
+    assert point == MOUNT_POINT
+    assert fstype == "nfs"
+    assert opts.split(",") == ["vers=4.2", "hard", "timeo=600", "retrans=2", "_netdev", "nosuid", "nodev"]
+    assert (dump, passno) == ("0", "0")
+    # systemd made the mount unit from it (fstab-generator), and nothing is mounted yet.
+    unit = client_a.run("systemctl show -P What var-lib-mailman3.mount")
+    assert unit.stdout.strip() == f"{SERVER}:{SHARE}"
+    assert client_a.run("findmnt -n %s", MOUNT_POINT).rc != 0
+
+
+def test_standin_has_no_fstab_line(client_b):
+    assert MOUNT_POINT not in client_b.file("/etc/fstab").content_string
+    # The stand-in (here a tmpfs, in the lab a bind-mounted volume) is what is mounted there.
+    assert client_b.run("findmnt -n -o FSTYPE %s", MOUNT_POINT).stdout.strip() == "tmpfs"
+
+
+@pytest.mark.parametrize("name", ["nfs-client-a", "nfs-client-b"])
+def test_mount_point_owner_and_drop_in(name):
+    host = _host(name)
+    point = host.file(MOUNT_POINT)
+    assert (point.uid, point.gid, point.mode) == (MAILMAN, MAILMAN, 0o755)
+    drop_in = host.file("/etc/systemd/system/molecule-nfs-probe.service.d/mailstack-nfs.conf").content_string
+    assert "Ansible managed" in drop_in
+    assert re.findall(r"^\w+=.*$", drop_in, flags=re.M) == [f"RequiresMountsFor={MOUNT_POINT}"]
+    show = host.run("systemctl show -p RequiresMountsFor -p Requires -p After molecule-nfs-probe.service")
+    props = dict(line.split("=", 1) for line in show.stdout.splitlines())
+    assert props["RequiresMountsFor"] == MOUNT_POINT
+    assert "var-lib-mailman3.mount" in props["After"].split()
+    # Requires= only on a mount unit systemd has a definition of (A: fstab); B's stand-in is a
+    # mount made outside systemd, which it orders after but cannot start.
+    if name == "nfs-client-a":
+        assert "var-lib-mailman3.mount" in props["Requires"].split()
+
+
+def test_unit_never_starts_without_the_share(client_a, client_b):
+    """On A the share cannot be mounted (no NFS in this kernel): the unit refuses to start. On B the
+    stand-in is mounted: it starts."""
+    start = client_a.run("timeout 120 systemctl start molecule-nfs-probe.service")
+    assert start.rc != 0
+    assert not client_a.service("molecule-nfs-probe").is_running
+    assert client_b.run("systemctl start molecule-nfs-probe.service").rc == 0
+    assert client_b.service("molecule-nfs-probe").is_running
+    client_b.run("systemctl stop molecule-nfs-probe.service")
+
+
+# ---------------------------------------------------------------------------------------------
+# Changing the data changes the running server; bad data never reaches it
+
+
+def test_bad_client_is_refused_before_the_reload(server):
+    before = server.file(GANESHA_EXPORTS).sha256sum
+    pid = _ganesha_pid(server)
+    run = _playbook({"nfs_server__exports": [{"path": SHARE, "clients": [CLIENTS[0], "list2.example.org"]}]})
+    assert run.returncode != 0
+    assert "nfs_exports: nfs_server__exports[0].clients[1]: must be an IPv4/IPv6 address or network" in _flat(
+        run.stdout + run.stderr
+    )
+    assert server.file(GANESHA_EXPORTS).sha256sum == before
+    assert _ganesha_pid(server) == pid
+
+
+def test_export_on_the_overlay_root_is_refused_on_the_host(server, client_a):
+    before = server.file(GANESHA_EXPORTS).sha256sum
+    overlay = {"path": "/srv/on-overlay", "clients": CLIENTS}
+    run = _playbook({"nfs_server__exports": [MAILMAN_EXPORT, overlay]})
+    assert run.returncode != 0
+    output = _flat(run.stdout + run.stderr)
+    assert "/srv/on-overlay is on an overlay file system, which ganesha cannot export" in output
+    assert server.file(GANESHA_EXPORTS).sha256sum == before
+    # The running server still serves the share.
+    listing = client_a.run("nfs-ls %s", _url(SHARE, 4))
+    assert listing.rc == 0, listing.stderr
+
+
+def test_added_export_reaches_the_running_server(server, client_a, outsider):
+    pid = _ganesha_pid(server)
+    extra = {"path": EXTRA, "clients": [OUTSIDER], "owner": MAILMAN, "group": MAILMAN, "mode": "0775"}
+    run = _playbook({"nfs_server__exports": [MAILMAN_EXPORT, extra]})
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    assert "RUNNING HANDLER [nfs_server : Reload nfs-ganesha" in run.stdout
+    for version in (4, 3):
+        name = f"{EXTRA}/added-v{version}.bin"
+        put, sent = _put(outsider, name, version)
+        assert put.rc == 0, put.stdout + put.stderr
+        got, received = _get(outsider, name, version)
+        assert got.rc == 0 and received == sent
+        assert server.file(name).uid == MAILMAN
+        # The new export is open to its client only.
+        assert client_a.run("nfs-ls %s", _url(EXTRA, version)).rc != 0
+    # Reloaded, not restarted.
+    assert _ganesha_pid(server) == pid
+
+    # Back to the inventory's exports: the extra export is withdrawn from the running server.
+    run = _playbook()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    for version in (4, 3):
+        assert outsider.run("nfs-ls %s", _url(EXTRA, version)).rc != 0
+    assert client_a.run("nfs-ls %s", _url(SHARE, 4)).rc == 0
+    assert _ganesha_pid(server) == pid
