@@ -34,6 +34,8 @@ INGRESS = (
     ("mailman_core", "mailman-rest", ("mailman_core__rest_port", 8001), "tcp", ("mailman_web",)),
     ("relays", "smtp", (None, 25), "tcp", ("mailman_core",)),
     ("db", "postgresql", ("postgresql__port", 5432), "tcp", DB_CLIENT_GROUPS),
+    # NFSv4 (the nfs_server role's default): one TCP port, used by the back-ends only.
+    ("nfs_server", "nfs", (None, 2049), "tcp", ("mailman_core",)),
     ("proxy", "http", (None, 80), "tcp", None),
     ("proxy", "https", (None, 443), "tcp", None),
 )
@@ -56,6 +58,7 @@ LISTENERS = {
     "scanning": _RSPAMD,
     "relays": ((None, 25),),
     "db": (("postgresql__port", 5432),),
+    "nfs_server": ((None, 2049),),
     "proxy": ((None, 80), (None, 443)),
 }
 
@@ -128,6 +131,42 @@ def _draining(hostvars: Mapping[str, Any], host: str) -> bool:
     if not isinstance(value, bool):
         raise _error(f"host '{host}': mailstack__draining must be true or false, got {value!r}")
     return value
+
+
+def _active_backend(hostvars: Mapping[str, Any], cores: list[str], shared: bool) -> str | None:
+    """The one mailman_core host that runs Mailman (mailstack__active_backend: true).
+
+    One back-end needs no mark. Several back-ends share one copy of Mailman's data (the NFS
+    share): exactly one of them may run Mailman, the others are standbys.
+    """
+    marked = []
+    for host in cores:
+        value = hostvars.get(host, {}).get("mailstack__active_backend")
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise _error(f"host '{host}': mailstack__active_backend must be true or false, got {value!r}")
+        if value:
+            marked.append(host)
+    if len(marked) > 1:
+        raise _error(
+            f"two or more active back-ends on one share: {', '.join(marked)} all have "
+            "mailstack__active_backend: true; two Mailman cores on the same queues lose and duplicate "
+            "messages; mark exactly one (playbooks/failover.yml moves the active role)"
+        )
+    if len(cores) <= 1:
+        return cores[0] if cores else None
+    if not shared:
+        raise _error(
+            f"the mailman_core group has {len(cores)} hosts ({', '.join(cores)}) but no nfs_server host: "
+            "standby back-ends need Mailman's data on the shared storage; add an nfs_server host"
+        )
+    if not marked:
+        raise _error(
+            f"the mailman_core group has {len(cores)} hosts ({', '.join(cores)}): set "
+            "mailstack__active_backend: true on the one that runs Mailman (the others are standbys)"
+        )
+    return marked[0]
 
 
 def _layer_entries(hostvars: Mapping[str, Any], host: str, variables: Sequence[str]) -> Any:
@@ -225,6 +264,10 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
             "next hop; add a relay before removing the last one"
         )
 
+    # One back-end runs Mailman; the others (standbys) share its data and receive nothing.
+    active = _active_backend(hostvars, members["mailman_core"], bool(members["nfs_server"]))
+    standbys = [h for h in members["mailman_core"] if h != active]
+
     # Who may send into each Postfix tier without further checks (its mynetworks).
     mynetworks = {
         "mailman_core": [LOOPBACK_NETWORK, *addresses["mx"]],
@@ -261,7 +304,11 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "mynetworks": mynetworks,
         "db_port": _port(hostvars, members["db"][0], ("postgresql__port", 5432)) if members["db"] else 5432,
         "db_clients": [_network(a) for g in DB_CLIENT_GROUPS for a in addresses[g]],
-        "backend_next_hops": [_next_hop(a) for a in addresses["mailman_core"]],
+        "backend_active": active,
+        "backend_active_address": _address(hostvars, active) if active else None,
+        "backend_standbys": standbys,
+        "backend_next_hops": [_next_hop(_address(hostvars, active))] if active else [],
+        "nfs_clients": [_network(a) for a in addresses["mailman_core"]],
         "draining": draining,
         "relay_next_hops": [_next_hop(_address(hostvars, h)) for h in serving_relays],
         "ingress": ingress,

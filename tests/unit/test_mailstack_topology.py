@@ -147,8 +147,10 @@ def test_list_domains_merge_the_layers_by_name_over_every_back_end():
             "list2": {
                 **addr(22),
                 "mailman_core__group_domains": [{"name": "c.example.org"}, {"name": "a.example.org"}],
+                "mailstack__active_backend": True,
             },
-        }
+        },
+        nfs_server={"store1": addr(25)},
     )
     assert mailstack_topology(groups, hostvars)["list_domains"] == ["a.example.org", "c.example.org"]
 
@@ -359,3 +361,68 @@ def test_dns_records_dkim_spf_dmarc():
 def test_dns_records_errors(keys, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=f"^mailstack_dns_records: {message}"):
         mailstack_dns_records(keys, mailstack_topology(*cluster()), **kwargs)
+
+
+# ---- Active and standby back-ends (one Mailman on the shared data) ----------------------------
+
+STANDBY = {**addr(22), "mailman_core__domains": [{"name": "lists.example.org"}]}
+
+
+def shared_cluster(list1=None, list2=None):
+    return inventory(
+        mx={"mx1": addr(11)},
+        mailman_core={"list1": {**CORE, **(list1 or {})}, "list2": {**STANDBY, **(list2 or {})}},
+        relays={"relay1": addr(31)},
+        nfs_server={"store1": addr(25)},
+    )
+
+
+def test_one_backend_is_active_without_a_mark():
+    topo = mailstack_topology(*cluster())
+    assert topo["backend_active"] == "list1"
+    assert topo["backend_active_address"] == "10.0.0.21"
+    assert topo["backend_standbys"] == []
+
+
+def test_the_marked_backend_is_the_only_next_hop_and_the_others_are_standbys():
+    topo = mailstack_topology(*shared_cluster(list2={"mailstack__active_backend": True},
+                                              list1={"mailstack__active_backend": False}))
+    assert topo["backend_active"] == "list2"
+    assert topo["backend_active_address"] == "10.0.0.22"
+    assert topo["backend_standbys"] == ["list1"]
+    assert topo["backend_next_hops"] == ["[10.0.0.22]:25"]
+    # Both back-ends may mount the share and send to the relays (a standby's postfix-out stays ready).
+    assert topo["nfs_clients"] == ["10.0.0.21/32", "10.0.0.22/32"]
+    assert topo["mynetworks"]["relays"] == ["127.0.0.0/8", "10.0.0.21", "10.0.0.22"]
+
+
+def test_two_active_backends_on_one_share_are_refused_by_name():
+    groups, hostvars = shared_cluster(list1={"mailstack__active_backend": True},
+                                      list2={"mailstack__active_backend": True})
+    with pytest.raises(AnsibleFilterError, match=r"two or more active back-ends on one share: list1, list2"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_several_backends_need_a_mark():
+    with pytest.raises(AnsibleFilterError, match=r"set mailstack__active_backend: true on the one"):
+        mailstack_topology(*shared_cluster())
+
+
+def test_several_backends_need_the_share():
+    groups, hostvars = shared_cluster(list1={"mailstack__active_backend": True})
+    groups["nfs_server"] = []
+    with pytest.raises(AnsibleFilterError, match=r"2 hosts \(list1, list2\) but no nfs_server host"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_the_active_mark_must_be_a_boolean():
+    groups, hostvars = shared_cluster(list1={"mailstack__active_backend": "yes"})
+    with pytest.raises(AnsibleFilterError, match=r"host 'list1': mailstack__active_backend must be true or false"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_nfs_is_open_to_the_backends_only():
+    topo = mailstack_topology(*shared_cluster(list1={"mailstack__active_backend": True}))
+    rules = {r["name"]: r for r in topo["ingress"]["store1"]}
+    assert rules["nfs_server-nfs"]["ports"] == [2049]
+    assert rules["nfs_server-nfs"]["sources"] == ["10.0.0.21/32", "10.0.0.22/32"]
