@@ -1,0 +1,168 @@
+"""Active and standby list back-ends on one copy of Mailman's data, on a running lab
+(`make lab-test`): the standby never runs Mailman, the storage host serves the share to the
+back-ends only, an inventory with two active back-ends is refused, and playbooks/failover.yml moves
+the active role while posts wait in the shared queue and in the old back-end's Postfix, delivering
+each of them exactly once.
+
+The lab's back-ends reach the share through the lab's stand-in (the docker volume that ganesha
+exports on the storage host, bind-mounted at Mailman's var dir; inventories/lab); the NFS protocol
+itself is proven by the nfs_server role's molecule scenario.
+"""
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+from test_lab import HOSTVARS, TOP, group, lab_host
+from test_relays import copies, delete, post, queue_size, recipients, wait_copies, wait_empty_queues
+
+LIST = "announce@lists.mailstack.test"
+MEMBERS = {"alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"}
+BACKENDS = group("mailman_core")
+ACTIVE = next(h for h in BACKENDS if HOSTVARS[h].get("mailstack__active_backend"))
+STANDBY = next(h for h in BACKENDS if h != ACTIVE)
+STORE = group("nfs_server")[0]
+MX = group("mx")
+RELAYS = group("relays")
+SHARE = "/var/lib/mailman3"
+MARKER = f"{SHARE}/mailstack-active"
+
+
+def address(host: str) -> str:
+    return HOSTVARS[host]["mailstack__address"]
+
+
+def lab_play(playbook: str, *args: str, extra_inventory: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if extra_inventory:
+        env["MAILSTACK_LAB_EXTRA_INVENTORY"] = extra_inventory
+    return subprocess.run(
+        [str(TOP / "scripts" / "lab"), "play", str(TOP / "playbooks" / playbook), *args],
+        cwd=TOP, env=env, capture_output=True, text=True, check=False,
+    )
+
+
+def mailman_state(host: str) -> tuple[str, str]:
+    h = lab_host(host)
+    enabled = h.run("systemctl is-enabled mailman3").stdout.strip()
+    return enabled, h.run("systemctl is-active mailman3").stdout.strip()
+
+
+def waiting_in_queue(host: str, queue: str) -> int:
+    return int(lab_host(host).check_output(f"find {SHARE}/queue/{queue} -name '*.pck' | wc -l"))
+
+
+def test_the_standby_has_mailman_configured_but_masked_and_gets_no_mail():
+    assert mailman_state(ACTIVE) == ("enabled", "active")
+    assert mailman_state(STANDBY) == ("masked", "inactive")
+    standby = lab_host(STANDBY)
+    assert standby.file("/etc/mailman3/mailman.cfg").exists
+    # One copy of the data: both back-ends read the active one's name from the share.
+    for host in BACKENDS:
+        assert lab_host(host).file(MARKER).content_string.strip() == ACTIVE
+    # The master lock is local to the host that runs Mailman, never on the share.
+    assert lab_host(ACTIVE).file("/run/lock/mailman3/master.lck").exists
+    assert not standby.file("/run/lock/mailman3/master.lck").exists
+    assert not lab_host(ACTIVE).file(f"{SHARE}/locks/master.lck").exists
+    # The MX nodes send list mail to the active back-end only.
+    for mx in MX:
+        config = lab_host(mx).check_output("postconf -n")
+        assert f"[{address(ACTIVE)}]:25" in config
+        assert address(STANDBY) not in config
+    print(f"{ACTIVE} runs Mailman, {STANDBY} is masked; the MX nodes send to {ACTIVE} only")
+
+
+def test_the_share_is_served_to_the_back_ends_only():
+    """ganesha listens on 2049 on the storage host; its export and the firewall admit the back-ends only."""
+    config = lab_host(STORE).check_output("cat /etc/ganesha/mailstack-exports.conf")
+    assert f"Clients = {address(ACTIVE)}, {address(STANDBY)};" in config
+    probe = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{address(STORE)}/2049' && echo open || echo closed"
+    got = {host: lab_host(host).check_output(probe) for host in [*BACKENDS, MX[0], RELAYS[0]]}
+    print(f"NFS port 2049 of {STORE} from: {got}")
+    assert got == {ACTIVE: "open", STANDBY: "open", MX[0]: "closed", RELAYS[0]: "closed"}
+
+
+def test_preflight_refuses_two_active_back_ends(tmp_path):
+    extra = tmp_path / "two-active.yml"
+    extra.write_text(json.dumps({"all": {"children": {"mailman_core": {"hosts": {
+        STANDBY: {"mailstack__active_backend": True}}}}}}))
+    run = lab_play("preflight.yml", extra_inventory=str(extra))
+    assert run.returncode != 0
+    assert f"two or more active back-ends on one share: {ACTIVE}, {STANDBY}" in run.stdout
+    assert mailman_state(STANDBY) == ("masked", "inactive")
+
+
+def test_failover_delivers_every_waiting_post_exactly_once():
+    """Posts wait in the shared queue (the active back-end's out runner paused, then Mailman stopped
+    with them) and in the active back-end's Postfix (sent while Mailman is down); failover.yml makes
+    the standby active: every member gets exactly one copy of each post, and every queue empties.
+    The lab is failed back at the end."""
+    old = lab_host(ACTIVE)
+    queued = [f"failover-q-{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    deferred = [f"failover-d-{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    files: list[str] = []
+    try:
+        old.check_output("pkill -STOP -f -- 'runner=[o]ut'")
+        for token in queued:
+            post(LIST, token)
+        deadline = time.monotonic() + 180
+        while waiting_in_queue(ACTIVE, "out") < len(queued) and time.monotonic() < deadline:
+            time.sleep(1)
+        in_queue = waiting_in_queue(ACTIVE, "out")
+        assert in_queue >= len(queued), f"only {in_queue} posts reached Mailman's out queue"
+        # Mailman stops with the posts in its queue: the paused out runner is killed, not drained.
+        old.check_output("systemctl stop --no-block mailman3; sleep 1; pkill -KILL -f -- 'runner=[o]ut'")
+        deadline = time.monotonic() + 90
+        while mailman_state(ACTIVE)[1] != "inactive" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert mailman_state(ACTIVE)[1] == "inactive"
+        assert not any(copies(t) for t in queued), "a post left before the failover"
+        for token in deferred:
+            post(LIST, token)
+        deadline = time.monotonic() + 120
+        while queue_size(ACTIVE) < len(deferred) and time.monotonic() < deadline:
+            time.sleep(1)
+        held = queue_size(ACTIVE)
+        print(f"before the failover: {in_queue} posts in Mailman's shared out queue, "
+              f"{held} in {ACTIVE}'s Postfix")
+        assert held >= len(deferred)
+
+        t0 = time.monotonic()
+        run = lab_play("failover.yml", "-e", f"backend={STANDBY}")
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        print(f"failover.yml to {STANDBY}: {time.monotonic() - t0:.0f} s")
+
+        assert mailman_state(STANDBY) == ("enabled", "active")
+        assert mailman_state(ACTIVE) == ("masked", "inactive")
+        assert lab_host(STANDBY).file(MARKER).content_string.strip() == STANDBY
+        delivered = 0
+        for token in queued + deferred:
+            found = wait_copies(token, len(MEMBERS), timeout=180)
+            files += found
+            got = recipients(found)
+            assert sorted(got) == sorted(MEMBERS), f"{token}: {got}"
+            delivered += len(got)
+        sizes = wait_empty_queues([*BACKENDS, *MX, *RELAYS])
+        print(f"{delivered}/{len(MEMBERS) * 6} copies delivered, 0 duplicates; queues at the end: {sizes}")
+        assert not any(sizes.values())
+        for queue in ("in", "pipeline", "out", "retry"):
+            assert waiting_in_queue(STANDBY, queue) == 0
+    finally:
+        old.run("pkill -CONT -f -- 'runner=[o]ut'")
+        back = lab_play("failover.yml", "-e", f"backend={ACTIVE}")
+        delete(files)
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-2000:]
+    assert mailman_state(ACTIVE) == ("enabled", "active")
+    assert mailman_state(STANDBY) == ("masked", "inactive")
+    token = f"failback-{uuid.uuid4().hex[:10]}"
+    found = wait_copies_after_post(token)
+    delete(found)
+    assert sorted(recipients(found)) == sorted(MEMBERS)
+
+
+def wait_copies_after_post(token: str) -> list[str]:
+    post(LIST, token)
+    return wait_copies(token, len(MEMBERS), timeout=180)
+
