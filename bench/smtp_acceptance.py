@@ -19,7 +19,7 @@ Every instance relays what it accepts to a second smtp-sink (127.0.0.1:2525), wh
 a run ends when smtp-source has its last 250 (accepted) and the instance's queue is empty
 (relayed). smtp-source (inside the container) sends 1, 5 or 50 recipients per message, 4 KiB or
 40 KiB bodies, over 1 or 20 parallel sessions, one message per connection (its default). Each
-measured run sends what the path accepts in about --seconds (from a warm-up run), --repeats times,
+measured run sends what the path accepts in about --seconds (sized by two warm-up runs), --repeats times,
 paths interleaved; the table shows medians. CPU per message is the CPU time (cgroup cpu.stat) of
 the path's systemd units (the Postfix instance with all its processes, rspamd and clamd for the
 scanning path) plus systemd-journald, from the first SMTP connection to the empty queue, divided
@@ -295,11 +295,16 @@ def measure(
     results: dict[tuple[Shape, str], Result] = {}
     for shape in cells:  # warm-up: how many messages make a run of about `seconds`
         for name in names:
-            warm = max(4 * shape.sessions, 40)
-            cell = run_cell(spec[name], warm, shape.sessions, shape.size, shape.rcpts)
-            if cell.rc != 0 or cell.errors:
-                raise SystemExit(f"{name}, {shape.label}: warm-up failed (rc {cell.rc}): {cell.errors[:5]}")
-            rate = warm / cell.accept_seconds
+            # A short cold run, then one of about half a second: its rate sizes the measured runs.
+            count = max(2 * shape.sessions, 20)
+            for _ in range(2):
+                cell = run_cell(spec[name], count, shape.sessions, shape.size, shape.rcpts)
+                if cell.rc != 0 or cell.errors:
+                    raise SystemExit(
+                        f"{name}, {shape.label}: warm-up failed (rc {cell.rc}): {cell.errors[:5]}"
+                    )
+                rate = count / cell.accept_seconds
+                count = int(min(max_messages, max(count, rate / 2)))
             count = int(min(max_messages, max(5 * shape.sessions, 50, rate * seconds)))
             results[(shape, name)] = Result(count, [])
     for repeat in range(repeats):
@@ -390,6 +395,15 @@ def goal_rows(results: dict[tuple[Shape, str], Result], cells: list[Shape]) -> l
     return out
 
 
+ABLATION_HEADER = [
+    "cell",
+    "instance",
+    "set back to stock",
+    "accepted msg/s",
+    "x postfix-out",
+    "CPU ms/msg",
+    "CPU vs postfix-out",
+]
 GOAL_HEADER = [
     "cell",
     "postfix-out / smtp-sink (>= 0.2x)",
@@ -477,23 +491,25 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(HEADER, table))
     print(text_table(GOAL_HEADER, goals))
     ablation_table: list[list[str]] = []
+    reverted = {"postfix-out": "none", "postfix-untuned": "all of them"} | {
+        ablation_name(p): f"{p} = {s or 'default'}" for p, s in TUNINGS
+    }
     if ablation:
         for shape in ablation_cells:
             base = ablation[(shape, "postfix-out")]
             for name in ablation_paths:
                 r = ablation[(shape, name)]
                 if not r.ok:
-                    ablation_table.append([shape.label, name, "failed", "", "", ""])
+                    ablation_table.append([shape.label, name, reverted[name], "failed", "", "", ""])
                     continue
-                what = paths()[name].what
                 ablation_table.append(
-                    [shape.label, f"{name} ({what})" if name.startswith("postfix-no-") else name,
+                    [shape.label, name, reverted[name],
                      f"{r.accept_rate():.0f}", ratio(r.accept_rate(), base.accept_rate()),
                      f"{r.cpu_ms():.2f}", f"{r.cpu_ms() - base.cpu_ms():+.2f}"]
                 )  # fmt: skip
         print(
             text_table(
-                ["cell", "instance", "accepted msg/s", "x postfix-out", "CPU ms/msg", "CPU vs postfix-out"],
+                ABLATION_HEADER,
                 ablation_table,
             )
         )
@@ -511,7 +527,12 @@ def main(argv: list[str] | None = None) -> int:
         "## SMTP acceptance (issue 15, part 1)",
         "",
         f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{elapsed:.0f} s in all ({converged:.0f} s to create and converge the container).",
+        f"{elapsed:.0f} s in all"
+        + (
+            " (a kept container, converged by an earlier run)."
+            if args.reuse
+            else f" ({converged:.0f} s to create and converge the container)."
+        ),
         "",
         f"Machine: {machine()}; load average (1, 5, 15 min) {fmt.format(*load_start)} at the start, "
         f"{fmt.format(*load_before)} before the first measured run, "
@@ -529,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         "for the scanning path) plus systemd-journald, from the first connection to the empty queue, "
         "per message; smtp-source's and the discarding sink's CPU are not counted. Medians of "
         f"{args.repeats} runs per cell and path, paths interleaved; `msgs/run` is what the path accepts "
-        f"in about {args.seconds:g} s (from a warm-up run), capped at {args.max_messages}.",
+        f"in about {args.seconds:g} s (sized by two warm-up runs), capped at {args.max_messages}.",
         "",
         "Paths: " + "; ".join(f"`{n}`: {paths()[n].what}" for n in main_paths) + ".",
         "",
@@ -550,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             "(`postfix-untuned`: all of them), measured in the same way, in the same run:",
             "",
             markdown_table(
-                ["cell", "instance", "accepted msg/s", "x postfix-out", "CPU ms/msg", "CPU vs postfix-out"],
+                ABLATION_HEADER,
                 ablation_table,
             ),
         ]
