@@ -18,7 +18,8 @@ clamav, rspamd, postfix), runs these paths at once, each on its own port:
 Every instance relays what it accepts to a second smtp-sink (127.0.0.1:2525), which discards it:
 a run ends when smtp-source has its last 250 (accepted) and the instance's queue is empty
 (relayed). smtp-source (inside the container) sends 1, 5 or 50 recipients per message, 4 KiB or
-40 KiB bodies, over 1 or 20 parallel sessions, one message per connection (its default). Each
+40 KiB bodies, over 1 or 20 parallel sessions, one message per connection (its default; with
+--kept-connection each session keeps its connection, as Mailman's out runner does). Each
 measured run sends what the path accepts in about --seconds (sized by two warm-up runs), --repeats times,
 paths interleaved; the table shows medians. CPU per message is the CPU time (cgroup cpu.stat) of
 the path's systemd units (the Postfix instance with all its processes, rspamd and clamd for the
@@ -29,6 +30,7 @@ by the messages. The table is printed and written into docs/benchmarks/README.md
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -240,10 +242,10 @@ def start_sinks() -> None:
     raise SystemExit(f"not every path listens: {needed}")
 
 
-def run_cell(spec: PathSpec, messages: int, sessions: int, size: int, rcpts: int) -> Cell:
+def run_cell(spec: PathSpec, messages: int, shape: Shape) -> Cell:
     out = inside(
-        "bench-run-cell", str(spec.port), str(messages), str(sessions), str(size), str(rcpts), spec.queue,
-        *spec.units, JOURNALD, check=False,
+        "bench-run-cell", *(["-d"] if shape.kept else []), str(spec.port), str(messages), str(shape.sessions),
+        str(shape.size), str(shape.rcpts), spec.queue, *spec.units, JOURNALD, check=False,
     )  # fmt: skip
     return parse_cell(out)
 
@@ -257,10 +259,13 @@ class Shape:
     size: int
     rcpts: int
     sessions: int
+    kept: bool = False  # one connection per session for all its messages (smtp-source -d)
 
     @property
     def label(self) -> str:
-        return f"{self.size // 1024} KiB, {self.rcpts} rcpt, {self.sessions} sess"
+        return f"{self.size // 1024} KiB, {self.rcpts} rcpt, {self.sessions} sess" + (
+            ", kept" if self.kept else ""
+        )
 
 
 @dataclass
@@ -282,10 +287,10 @@ class Result:
         return median([c.cpu_usec() / 1000 / self.messages for c in self.ok])
 
 
-def shapes(quick: bool) -> list[Shape]:
+def shapes(quick: bool, kept: bool = False) -> list[Shape]:
     if quick:
-        return [Shape(4096, 5, 1), Shape(4096, 5, 20)]
-    return [Shape(s, r, n) for s in (4096, 40960) for r in (1, 5, 50) for n in (1, 20)]
+        return [Shape(4096, 5, 1, kept), Shape(4096, 5, 20, kept)]
+    return [Shape(s, r, n, kept) for s in (4096, 40960) for r in (1, 5, 50) for n in (1, 20)]
 
 
 def measure(
@@ -298,7 +303,7 @@ def measure(
             # A short cold run, then one of about half a second: its rate sizes the measured runs.
             count = max(2 * shape.sessions, 20)
             for _ in range(2):
-                cell = run_cell(spec[name], count, shape.sessions, shape.size, shape.rcpts)
+                cell = run_cell(spec[name], count, shape)
                 if cell.rc != 0 or cell.errors:
                     raise SystemExit(
                         f"{name}, {shape.label}: warm-up failed (rc {cell.rc}): {cell.errors[:5]}"
@@ -313,7 +318,7 @@ def measure(
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
             for name in order:
                 result = results[(shape, name)]
-                cell = run_cell(spec[name], result.messages, shape.sessions, shape.size, shape.rcpts)
+                cell = run_cell(spec[name], result.messages, shape)
                 result.runs.append(cell)
                 state = "ok" if cell.rc == 0 and not cell.errors else f"FAILED rc {cell.rc} {cell.errors[:3]}"
                 print(
@@ -444,6 +449,21 @@ def chart(results: dict[tuple[Shape, str], Result], names: list[str], cells: lis
     return True
 
 
+def save_raw(results: dict[tuple[Shape, str], Result], path: Path) -> None:
+    """Every run as measured (bench/results/ is git-ignored), for a second look at the figures."""
+    raw = [
+        {
+            "cell": shape.label,
+            "path": name,
+            "messages": r.messages,
+            "runs": [dataclasses.asdict(c) for c in r.runs],
+        }
+        for (shape, name), r in results.items()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(raw, indent=1))
+
+
 def host_load() -> tuple[float, float, float]:
     return parse_loadavg(Path("/proc/loadavg").read_text())
 
@@ -454,6 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="target length of one run")
     parser.add_argument("--max-messages", type=int, default=4000, help="cap on the messages of one run")
     parser.add_argument("--quick", action="store_true", help="only 4 KiB x 5 rcpt, 1 and 20 sessions")
+    parser.add_argument(
+        "--kept-connection",
+        action="store_true",
+        help="each session keeps its connection for all its messages (smtp-source -d), as Mailman does; "
+        "writes its own section",
+    )
     parser.add_argument("--no-ablation", action="store_true", help="skip the one-tuning-reverted instances")
     parser.add_argument("--reuse", action="store_true", help="use the running container (no create/converge)")
     parser.add_argument("--keep", action="store_true", help="keep the container afterwards")
@@ -470,11 +496,11 @@ def main(argv: list[str] | None = None) -> int:
         converged = time.monotonic() - t0
         start_sinks()
         main_paths = ["smtp-sink", "postfix-out", "postfix-untuned", "scanning", "stock"]
-        cells = shapes(args.quick)
+        cells = shapes(args.quick, args.kept_connection)
         load_before = host_load()
         results = measure(main_paths, cells, args.repeats, args.seconds, args.max_messages)
         ablation_paths = ["postfix-out", "postfix-untuned"] + [ablation_name(p) for p, _ in TUNINGS]
-        ablation_cells = [Shape(4096, 5, 1), Shape(4096, 5, 20)]
+        ablation_cells = [Shape(4096, 5, 1, args.kept_connection), Shape(4096, 5, 20, args.kept_connection)]
         ablation = (
             {}
             if args.no_ablation
@@ -485,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             remove()
     elapsed = time.monotonic() - t0
+    save_raw(
+        results | ablation,
+        ROOT / "bench" / "results" / f"smtp_acceptance-{time.strftime('%Y%m%dT%H%M%S')}.json",
+    )
 
     table = rows(results, main_paths, cells)
     goals = goal_rows(results, cells)
@@ -521,10 +551,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         return 0
 
-    png = DOCS / "smtp-acceptance.png"
+    suffix = "-kept-connection" if args.kept_connection else ""
+    png = DOCS / f"smtp-acceptance{suffix}.png"
     charted = chart(results, main_paths, cells, png)
     body = [
-        "## SMTP acceptance (issue 15, part 1)",
+        "## SMTP acceptance (issue 15, part 1)"
+        + (", connections kept (smtp-source -d)" if args.kept_connection else ""),
         "",
         f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{elapsed:.0f} s in all"
@@ -542,7 +574,13 @@ def main(argv: list[str] | None = None) -> int:
         "One container (`mailstack/base:bookworm`, systemd) converged with the real roles "
         "(`bench/smtp_acceptance/converge.yml`: clamav with its offline signature file, rspamd offline, "
         "postfix); every path on its own port, all running at once, driven in turn by `smtp-source` "
-        "inside the container (one message per connection). **Accepted** = smtp-source's wall time "
+        "inside the container ("
+        + (
+            "each session keeps one connection for all its messages, as Mailman's out runner does"
+            if args.kept_connection
+            else "one message per connection"
+        )
+        + "). **Accepted** = smtp-source's wall time "
         "until its last `250` after DATA; **relayed** = until the instance's queue is empty, every "
         "message delivered to a second smtp-sink on 127.0.0.1:2525 that discards it (smtp-sink has "
         "no queue: accepted is all it does). **CPU ms/msg** = CPU time (cgroup `cpu.stat`) of the "
@@ -560,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         markdown_table(GOAL_HEADER, goals),
     ]
     if charted:
-        body += ["![SMTP acceptance](smtp-acceptance.png)", ""]
+        body += [f"![SMTP acceptance]({png.name})", ""]
     else:
         body += ["(No chart: matplotlib is not installed in the venv.)", ""]
     if ablation_table:
@@ -575,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
                 ablation_table,
             ),
         ]
-    path = write_section("smtp_acceptance", "\n".join(body))
+    path = write_section("smtp_acceptance" + suffix.replace("-", "_"), "\n".join(body))
     print(f"written: {path}" + (f", {png}" if charted else ""))
     return 0
 

@@ -1,14 +1,17 @@
 #!/bin/bash
 # One measured run of bench/smtp_acceptance.py, inside the benchmark container:
-#   run-cell.sh PORT MESSAGES SESSIONS BYTES RCPTS QUEUE_DIR|- UNIT...
+#   run-cell.sh [-d] PORT MESSAGES SESSIONS BYTES RCPTS QUEUE_DIR|- UNIT...
 # Reads the CPU time of each systemd UNIT (cgroup cpu.stat usage_usec), sends MESSAGES with
 # smtp-source to 127.0.0.1:PORT, waits until the instance's queue (QUEUE_DIR; '-' for none) is
-# empty, i.e. every message was relayed, and reads the CPU times again. Prints one
+# empty, i.e. every message was relayed, and reads the CPU times again. smtp-source opens one
+# connection per message, or with -d keeps each session's connection for all its messages. Prints one
 # "key value..." line per fact (bench/benchlib.py: parse_cell); smtp-source's error output
 # follows as "stderr <line>" lines.
 set -u -o pipefail
+keep=()
+if [ "${1:-}" = -d ]; then keep=(-d); shift; fi
 if [ $# -lt 7 ]; then
-  echo "usage: $0 PORT MESSAGES SESSIONS BYTES RCPTS QUEUE_DIR|- UNIT..." >&2
+  echo "usage: $0 [-d] PORT MESSAGES SESSIONS BYTES RCPTS QUEUE_DIR|- UNIT..." >&2
   exit 2
 fi
 port=$1 messages=$2 sessions=$3 bytes=$4 rcpts=$5 queue=$6
@@ -40,7 +43,7 @@ queued() {  # queued: the first file in the instance's queue, if any
 echo "load_before $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu before
 start=$EPOCHREALTIME
-errors=$(smtp-source -s "$sessions" -m "$messages" -l "$bytes" -r "$rcpts" \
+errors=$(smtp-source "${keep[@]}" -s "$sessions" -m "$messages" -l "$bytes" -r "$rcpts" \
   -f bench@bench.test -t rcpt@bench.test "127.0.0.1:$port" 2>&1 >/dev/null)
 rc=$?
 accepted=$EPOCHREALTIME
