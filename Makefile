@@ -13,7 +13,7 @@ SCENARIO ?=
 HOST ?=
 
 .PHONY: help bootstrap lab lab-up lab-converge lab-status lab-stop lab-start lab-destroy lab-shell lab-test \
-        test test-fast lint unit oracle molecule
+        test test-fast lint unit oracle molecule bench
 
 help:
 	@echo "make lab         install what is needed, start the lab containers, converge site.yml"
@@ -22,6 +22,7 @@ help:
 	@echo "make lab-status | lab-stop | lab-start | lab-destroy | lab-shell HOST=mx1"
 	@echo "make lab-test    smoke tests of the running lab (DNS, the internet host)"
 	@echo "make molecule SCENARIO=roles/postfix   one scenario (a role dir or molecule/<name>)"
+	@echo "make bench       the benchmarks of bench/ (tables into docs/benchmarks/README.md)"
 
 bootstrap:
 	@scripts/bootstrap
@@ -62,3 +63,13 @@ oracle: bootstrap
 	@scripts/run-tests oracle
 molecule: bootstrap
 	@scripts/run-tests molecule $(SCENARIO)
+
+# The benchmarks (issue 15): each prints its table and writes its section of
+# docs/benchmarks/README.md. smtp_acceptance makes and converges its own container (network
+# bench-smtp, 172.31.19.0/24), measures with one message per connection, then again (--reuse) with
+# kept connections on two cells, and removes it; BENCH_ARGS goes to the first run (e.g. --quick).
+BENCH_ARGS ?=
+bench:
+	@python bench/filters.py
+	@python bench/smtp_acceptance.py --keep $(BENCH_ARGS)
+	@python bench/smtp_acceptance.py --reuse --kept-connection --quick --no-ablation

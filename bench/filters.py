@@ -1,36 +1,60 @@
 #!/usr/bin/env python3
-"""Benchmark the Postfix filters: Debian's default master.cf plus N extra services.
+"""Benchmark the filters that merge and render every Postfix instance's configuration.
 
-    .venv/bin/python bench/filters.py [--extra 500] [--runs 20]
+    .venv/bin/python bench/filters.py [--repeats 5] [--no-write]
 
-Prints a small table: mean, best and worst time per call of each step, over --runs runs.
-tests/unit/test_postfix_filters.py::test_benchmark_well_under_a_second asserts on `measure()`.
+Times, through the real filters of filter_plugins/ with the postfix role's real defaults (every
+profile, rspamd's dependent profile), templated by Ansible's own Templar as the role does:
+
+  - postfix_instances (merge of every layer by key, checks, main.cf and master.cf rendering) for
+    each kind of host: an MX node, a list back-end (primary + postfix-out), a relay;
+  - a site of 1,000 instances: 100 MX nodes, 150 back-ends and 600 relays (850 hosts; each
+    back-end's postfix-out spreads over the 600 relays), and one host with 1,000 instances;
+  - mailstack_topology (filter_plugins/mailstack.py) over that 850-host inventory;
+  - the pieces: postfix_merge_params, postfix_merge_services, postfix_main_cf, postfix_master_cf,
+    mailstack_merge_by_name.
+
+Each figure is the median of --repeats runs. The table is printed and written into
+docs/benchmarks/README.md. `measure()` (Debian's master.cf + N extra services) is the older,
+smaller benchmark that tests/unit/test_postfix_filters.py asserts on.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 DEBIAN_MASTER_CF = ROOT / "tests" / "unit" / "data" / "debian-master.cf"
+SITE = {"mx": 100, "mailman_core": 150, "relays": 600}  # 100 + 2 * 150 + 600 = 1,000 instances
 
 
-def load_filters() -> ModuleType:
+def load_filters(name: str = "postfix") -> ModuleType:
+    """A filter plugin file of filter_plugins/ (Ansible plugins are not a package)."""
     spec = importlib.util.spec_from_file_location(
-        "mailstack_postfix_filters_bench", ROOT / "filter_plugins" / "postfix.py"
+        f"mailstack_{name}_filters_bench", ROOT / "filter_plugins" / f"{name}.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# --------------------------------------------------------------------------------------------
+# The older benchmark: Debian's master.cf plus N extra services
 
 
 def extra_services(count: int) -> list[dict[str, Any]]:
@@ -91,7 +115,7 @@ def _time(func: Callable[[], Any], runs: int) -> list[float]:
 
 
 def measure(extra: int = 500, runs: int = 20) -> dict[str, list[float]]:
-    """Seconds per call of each step over `runs` runs."""
+    """Seconds per call of each step over `runs` runs (Debian's master.cf + `extra` services)."""
     pf = load_filters()
     stock = pf.postfix_parse_master_cf(DEBIAN_MASTER_CF.read_text())
     services = stock + extra_services(extra)
@@ -115,19 +139,309 @@ def measure(extra: int = 500, runs: int = 20) -> dict[str, list[float]]:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# The role's inputs, as Ansible templates them
+
+
+def _trusted(value: Any) -> Any:
+    """Mark the strings of role defaults as templates (ansible-core 2.19 renders only trusted ones)."""
+    from ansible.template import trust_as_template  # noqa: PLC0415
+
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {k: _trusted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trusted(v) for v in value]
+    return value
+
+
+def role_variables() -> dict[str, Any]:
+    """The postfix and rspamd roles' defaults and vars, as Ansible would load them for one host."""
+    files = [
+        *sorted((ROOT / "roles" / "postfix" / "defaults" / "main").glob("*.yml")),
+        ROOT / "roles" / "postfix" / "vars" / "main.yml",
+        ROOT / "roles" / "rspamd" / "defaults" / "main.yml",
+        ROOT / "roles" / "rspamd" / "vars" / "main.yml",
+    ]
+    variables: dict[str, Any] = {}
+    for path in files:
+        variables.update(_trusted(yaml.safe_load(path.read_text())))
+    variables.update({"ansible_facts": {"fqdn": "host.example.org"}, "inventory_hostname": "host"})
+    variables["mailstack__secret_dir"] = "/nonexistent"  # rspamd's password lookup is never templated
+    return variables
+
+
+def template_inputs(variables: dict[str, Any], play_vars: dict[str, Any]) -> dict[str, Any]:
+    """__postfix_inputs (roles/postfix/vars/main.yml) templated by Ansible with the play's vars."""
+    from ansible.template import Templar  # noqa: PLC0415
+
+    templar = Templar(variables={**variables, **_trusted(play_vars)})
+    return templar.template(variables["__postfix_inputs"])
+
+
+def site_inputs(variables: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One host of each kind of the 1,000-instance site, as the tier playbooks call the role."""
+    relays = [f"[10.30.{i // 250}.{i % 250 + 1}]:25" for i in range(SITE["relays"])]
+    backends = [f"[10.20.{i // 250}.{i % 250 + 1}]:25" for i in range(SITE["mailman_core"])]
+    mx = template_inputs(
+        variables,
+        {
+            "postfix__inbound_scanning_domains": ["lists.example.org"],
+            "postfix__inbound_scanning_next_hops": backends,
+            "postfix__dependent_profiles": "{{ rspamd__postfix__dependent_profiles }}",
+            "postfix__instances": [{"name": "-", "profile": "inbound_scanning"}],
+        },
+    )
+    backend = template_inputs(
+        variables,
+        {
+            "postfix__instances": [
+                {"name": "-", "profile": "list_inbound", "mynetworks": ["127.0.0.0/8", "10.10.0.0/24"]},
+                {"name": "postfix-out", "profile": "loopback_unchecked", "relay_next_hops": relays},
+            ],
+            "postfix__dependent_instances": [
+                {
+                    "name": "-",
+                    "maincf": [
+                        {"name": "transport_maps", "value": "hash:/var/lib/mailman3/data/postfix_lmtp"},
+                        {"name": "relay_domains", "value": "hash:/var/lib/mailman3/data/postfix_domains"},
+                    ],
+                },
+                {"name": "postfix-out", "profile": "loopback_unchecked", "port": 10025},
+            ],
+        },
+    )
+    relay = template_inputs(
+        variables,
+        {
+            "postfix__instances": [
+                {"name": "-", "profile": "relay", "mynetworks": ["127.0.0.0/8", "10.20.0.0/24"]}
+            ]
+        },
+    )
+    many = copy.deepcopy(relay)
+    many["postfix__instances"] = [{"name": "-"}] + [
+        {
+            "name": f"postfix-n{i}",
+            "profile": "loopback_unchecked",
+            "port": 20000 + i,
+            "relay_next_hops": relays[:3],
+        }
+        for i in range(999)
+    ]
+    return {"mx": mx, "mailman_core": backend, "relays": relay, "one host, 1,000 instances": many}
+
+
+def site_inventory() -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """groups and hostvars of the 850-host site, as mailstack_topology receives them."""
+    groups: dict[str, list[str]] = {}
+    hostvars: dict[str, dict[str, Any]] = {}
+    for net, (group, count) in enumerate(SITE.items(), 1):
+        groups[group] = [f"{group}{i}" for i in range(count)]
+        for i, host in enumerate(groups[group]):
+            hostvars[host] = {"mailstack__address": f"10.{net}.{i // 250}.{i % 250 + 1}"}
+    for i, host in enumerate(groups["mailman_core"]):
+        hostvars[host]["mailman_core__domains"] = [{"name": f"lists{i}.example.org"}]
+    groups["db"] = [groups["mailman_core"][0]]
+    return groups, hostvars
+
+
+# --------------------------------------------------------------------------------------------
+# The measurement
+
+
+def median_seconds(func: Callable[[], Any], repeats: int) -> float:
+    func()  # warm-up (imports, regex compilation)
+    return statistics.median(_time(func, repeats))
+
+
+def measure_site(repeats: int = 5) -> list[tuple[str, int, float]]:
+    """(what, instances, median seconds per call) for every step."""
+    pf = load_filters("postfix")
+    ms = load_filters("mailstack")
+    variables = role_variables()
+    inputs = site_inputs(variables)
+    rows: list[tuple[str, int, float]] = []
+
+    rows.append(
+        (
+            "Ansible templating of the role's inputs (one host)",
+            0,
+            median_seconds(lambda: template_inputs(variables, {}), repeats),
+        )
+    )
+    per_kind: dict[str, tuple[int, float]] = {}
+    for kind, data in inputs.items():
+        count = len(pf.postfix_instances(data))
+        seconds = median_seconds(lambda data=data: pf.postfix_instances(data), repeats)
+        per_kind[kind] = (count, seconds)
+        rows.append((f"postfix_instances, {kind}", count, seconds))
+
+    def whole_site() -> None:
+        for kind, hosts in SITE.items():
+            for _ in range(hosts):
+                pf.postfix_instances(inputs[kind])
+
+    total = sum(SITE[k] * per_kind[k][0] for k in SITE)
+    rows.append(
+        (f"postfix_instances, the site ({sum(SITE.values())} hosts)", total, median_seconds(whole_site, 1))
+    )
+
+    groups, hostvars = site_inventory()
+    rows.append(
+        (
+            f"mailstack_topology, the site's inventory ({len(hostvars)} hosts)",
+            0,
+            median_seconds(lambda: ms.mailstack_topology(groups, hostvars), repeats),
+        )
+    )
+
+    # The pieces, for one postfix-out instance of the site.
+    out = next(i for i in pf.postfix_instances(inputs["mailman_core"]) if i["name"] == "postfix-out")
+    base = inputs["mailman_core"]
+    profile = base["postfix__profiles"]["loopback_unchecked"]
+    host_layer = [
+        {"name": "smtpd_banner", "value": "$myhostname ESMTP out"},
+        {"name": "biff", "state": "absent"},
+    ]
+    rows.append(
+        (
+            "postfix_merge_params (role, profile, host layer)",
+            1,
+            median_seconds(
+                lambda: pf.postfix_merge_params([base["postfix__maincf"], profile["maincf"], host_layer]),
+                repeats,
+            ),
+        )
+    )
+    rows.append(
+        (
+            "postfix_merge_services (Debian base, profile, host layer)",
+            1,
+            median_seconds(
+                lambda: pf.postfix_merge_services(
+                    [
+                        base["__postfix_base_mastercf"],
+                        profile["mastercf"],
+                        [{"name": "smtp", "type": "inet", "maxproc": 50}],
+                    ]
+                ),
+                repeats,
+            ),
+        )
+    )
+    rows.append(
+        ("postfix_main_cf (render)", 1, median_seconds(lambda: pf.postfix_main_cf(out["maincf"]), repeats))
+    )
+    rows.append(
+        (
+            "postfix_master_cf (render)",
+            1,
+            median_seconds(lambda: pf.postfix_master_cf(out["services"]), repeats),
+        )
+    )
+    layers = [[{"name": f"entry{i}", "value": i} for i in range(100)] for _ in range(3)]
+    rows.append(
+        (
+            "mailstack_merge_by_name (3 layers x 100 entries)",
+            0,
+            median_seconds(lambda: ms.mailstack_merge_by_name(layers, ["a", "b", "c"]), repeats),
+        )
+    )
+    rows.append(("Ansible: one no-op task (ansible.builtin.stat) on one host", 0, ansible_task_seconds()))
+    return rows
+
+
+def ansible_task_seconds(tasks: int = 20) -> float:
+    """Seconds one ansible.builtin.stat task costs on one host (local connection): the difference
+    between playbooks of 1 and 1 + `tasks` tasks, divided by `tasks`."""
+
+    def run(count: int) -> float:
+        with tempfile.TemporaryDirectory(prefix="bench-filters-") as tmp:
+            play = [
+                {
+                    "name": "No-op tasks",
+                    "hosts": "localhost",
+                    "connection": "local",
+                    "gather_facts": False,
+                    "tasks": [
+                        {"name": f"Stat {i}", "ansible.builtin.stat": {"path": "/"}} for i in range(count)
+                    ],
+                }
+            ]
+            book = Path(tmp) / "play.yml"
+            book.write_text(yaml.safe_dump(play))
+            env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_HOME": f"{tmp}/home"}
+            cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(book)]
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+            return time.perf_counter() - start
+
+    return (run(1 + tasks) - run(1)) / tasks
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extra", type=int, default=500, help="extra services beside Debian's (default 500)")
-    parser.add_argument("--runs", type=int, default=20, help="runs per step (default 20)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="runs per step; the median is shown (default 5)"
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks alone")
     args = parser.parse_args(argv)
-    results = measure(args.extra, args.runs)
-    stock = len(load_filters().postfix_parse_master_cf(DEBIAN_MASTER_CF.read_text()))
-    print(f"Debian master.cf ({stock} services) + {args.extra} extra services, {args.runs} runs")
-    print(f"{'step':<36} {'mean ms':>9} {'min ms':>9} {'max ms':>9}")
-    for step, times in results.items():
-        print(
-            f"{step:<36} {statistics.mean(times) * 1e3:9.2f} {min(times) * 1e3:9.2f} {max(times) * 1e3:9.2f}"
-        )
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchlib import machine, markdown_table, text_table, write_section  # noqa: PLC0415
+
+    load_before = machine()
+    start = time.monotonic()
+    rows = measure_site(args.repeats)
+    elapsed = time.monotonic() - start
+    header = ["step", "instances", "ms per call", "ms per instance"]
+    table = [[what, str(n or "-"), _ms(s), _ms(s / n) if n else "-"] for what, n, s in rows]
+    print(text_table(header, table))
+    print(f"{elapsed:.1f} s in all; before: {load_before}; after: {machine()}")
+    if args.no_write:
+        return 0
+    site = next(s for what, n, s in rows if what.startswith("postfix_instances, the site"))
+    total = next(n for what, n, _ in rows if what.startswith("postfix_instances, the site"))
+    templating = next(s for what, _, s in rows if what.startswith("Ansible templating"))
+    topology = next(s for what, _, s in rows if what.startswith("mailstack_topology"))
+    many = next(s for what, _, s in rows if what.endswith("1,000 instances"))
+    task = next(s for what, _, s in rows if what.startswith("Ansible: one no-op"))
+    hosts = sum(SITE.values())
+    body = [
+        "## Filter rendering (issue 15, part 4)",
+        "",
+        f"Written by `bench/filters.py --repeats {args.repeats}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {load_before} (before), "
+        f"{machine()} (after); the figures scale with the load (other agents' tests shared the cores).",
+        "",
+        "The real filters of `filter_plugins/` on the postfix role's real defaults (every profile, "
+        "rspamd's milter as a dependent profile), templated by Ansible's own `Templar` as the role "
+        "does. The site: 100 MX nodes, 150 list back-ends (primary + `postfix-out`, which spreads "
+        "over all 600 relays: a 600-entry `randmap` and `smtp_fallback_relay`), 600 relays: "
+        f"1,000 instances on 850 hosts. Medians of {args.repeats} runs (the whole site: one run). "
+        "The last row is Ansible itself: one no-op task on one host.",
+        "",
+        markdown_table(header, table),
+        f"All 1,000 instances merge, check and render in {site:.1f} s of controller CPU "
+        f"({site / total * 1e3:.1f} ms per instance; one host with 1,000 instances: "
+        f"{many / 1000 * 1e3:.1f} ms each, so the cost is linear). Per host of the site that is "
+        f"{site / hosts * 1e3:.0f} ms, against {task * 1e3:.0f} ms for one no-op Ansible task on one "
+        f"host ({site / hosts / task:.0%} of it) and {templating * 1e3:.0f} ms for Ansible's own "
+        "templating of the role's inputs; the postfix role runs about 20 tasks per host. The "
+        "merge and render are a negligible share of a converge. What does grow with the site: "
+        f"`mailstack_topology` over {hosts} hosts takes {topology * 1e3:.0f} ms per call (its "
+        "firewall rules pair every relay with every back-end), and `playbooks/vars/topology.yml` is "
+        "a lazily templated variable, so each reference on each host may run it again: part 3 "
+        "(provisioning) should count those calls on a large inventory.",
+        "",
+    ]
+    path = write_section("filters", "\n".join(body))
+    print(f"written: {path}")
     return 0
 
 

@@ -1,0 +1,136 @@
+"""bench/benchlib.py (what the benchmarks parse and write) and the data of bench/smtp_acceptance.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.append(str(ROOT / "bench"))
+
+from benchlib import (  # noqa: E402
+    markdown_table,
+    parse_cell,
+    parse_cpu_stat,
+    parse_loadavg,
+    ratio,
+    replace_section,
+    text_table,
+    write_section,
+)
+
+# What bench/smtp_acceptance/run-cell.sh printed for one run (from a real run, smtp-source errors added).
+CELL = """\
+load_before 7.43 3.89 3.41
+cpu before postfix@postfix-out.service 5468820
+cpu before systemd-journald.service 1823492
+cpu after postfix@postfix-out.service 11875946
+cpu after systemd-journald.service 1823659
+times 1796011311.334689 1796011318.556602 1796011319.584333
+rc 0
+load_after 9.31 4.42 3.58
+"""
+
+
+def test_parse_cell_reads_every_fact() -> None:
+    cell = parse_cell(CELL)
+    assert cell.rc == 0
+    assert cell.errors == []
+    assert cell.load_before == (7.43, 3.89, 3.41)
+    assert cell.load_after == (9.31, 4.42, 3.58)
+    assert cell.accept_seconds == pytest.approx(7.221913)
+    assert cell.relay_seconds == pytest.approx(8.249644)
+    assert cell.cpu_usec() == (11875946 - 5468820) + (1823659 - 1823492)
+    assert cell.cpu_usec(["systemd-journald.service"]) == 167
+
+
+def test_parse_cell_keeps_smtp_source_errors() -> None:
+    text = CELL.replace("rc 0", "rc 1") + (
+        "stderr smtp-source: fatal: recipient rejected: 554 5.7.1 Spam message rejected\n"
+        "stderr   with two  spaces\n"
+    )
+    cell = parse_cell(text)
+    assert cell.rc == 1
+    assert cell.errors == [
+        "smtp-source: fatal: recipient rejected: 554 5.7.1 Spam message rejected",
+        "  with two  spaces",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (CELL + "cpu sometime x.service 5\n", "line 9: cannot read 'cpu sometime x.service 5'"),
+        (CELL + "bogus 1\n", "line 9: cannot read 'bogus 1' (unknown key)"),
+        (CELL.replace("rc 0", "rc zero"), "line 7: cannot read 'rc zero'"),
+        (CELL.replace("times", "rc 0\n#"), "cannot read '# 1796011311.334689"),
+        (
+            "\n".join(line for line in CELL.splitlines() if not line.startswith("times")),
+            "no 'rc' or 'times' line",
+        ),
+        ("\n".join(line for line in CELL.splitlines() if "after systemd" not in line), "CPU read before for"),
+    ],
+)
+def test_parse_cell_refuses_what_it_cannot_read(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=None) as excinfo:
+        parse_cell(text)
+    assert message in str(excinfo.value)
+
+
+def test_parse_cpu_stat_and_loadavg() -> None:
+    assert parse_cpu_stat("usage_usec 52700\nuser_usec 20278\nsystem_usec 32422\n") == 52700
+    with pytest.raises(ValueError, match="no usage_usec"):
+        parse_cpu_stat("user_usec 1\n")
+    assert parse_loadavg("0.34 2.16 3.20 3/113 9083\n") == (0.34, 2.16, 3.20)
+    with pytest.raises(ValueError, match="not a /proc/loadavg line"):
+        parse_loadavg("0.34\n")
+
+
+def test_ratio() -> None:
+    assert ratio(50, 200) == "0.25x"
+    assert ratio(50, 0) == "-"
+    assert ratio(float("nan"), 3) == "-"
+
+
+def test_tables() -> None:
+    assert markdown_table(["a", "b"], [["x", "1"]]) == "| a | b |\n|---|---:|\n| x | 1 |\n"
+    assert text_table(["name", "n"], [["long name", "12"]]) == "name        n\nlong name  12\n"
+
+
+def test_replace_section_keeps_the_rest() -> None:
+    doc = "# Benchmarks\n\nintro\n"
+    once = replace_section(doc, "a", "first")
+    assert once == "# Benchmarks\n\nintro\n\n<!-- BEGIN a -->\nfirst\n<!-- END a -->\n"
+    both = replace_section(once, "b", "other\n")
+    again = replace_section(both, "a", "second")
+    assert again == both.replace("first", "second")
+    with pytest.raises(ValueError, match="no matching"):
+        replace_section("<!-- BEGIN a -->\nx\n", "a", "y")
+
+
+def test_write_section(tmp_path: Path) -> None:
+    readme = tmp_path / "docs" / "README.md"
+    write_section("filters", "table 1", readme)
+    write_section("smtp", "table 2", readme)
+    write_section("filters", "table 3", readme)
+    text = readme.read_text()
+    assert text.startswith("# Benchmarks\n")
+    assert "table 1" not in text
+    assert text.index("table 3") < text.index("table 2")
+
+
+def test_every_benchmarked_tuning_is_in_the_profile() -> None:
+    """bench/smtp_acceptance.py reverts tunings of loopback_unchecked: each must still be one."""
+    import smtp_acceptance  # noqa: PLC0415
+
+    profile = yaml.safe_load(smtp_acceptance.PROFILE.read_text())["postfix__profile_loopback_unchecked"]
+    names = {entry["name"] for entry in profile["maincf"]}
+    for param, _stock in smtp_acceptance.TUNINGS:
+        assert param in names, f"{param} is no longer in the loopback_unchecked profile"
+    instances = smtp_acceptance.instances()
+    ports = [i["port"] for i in instances if "port" in i]
+    assert len(ports) == len(set(ports))
+    assert {i["name"] for i in instances} >= {"-", "postfix-out", "postfix-untuned", "postfix-stock"}
