@@ -34,6 +34,8 @@ INGRESS = (
     ("mailman_core", "mailman-rest", ("mailman_core__rest_port", 8001), "tcp", ("mailman_web",)),
     ("relays", "smtp", (None, 25), "tcp", ("mailman_core",)),
     ("db", "postgresql", ("postgresql__port", 5432), "tcp", DB_CLIENT_GROUPS),
+    ("mailman_web", "uwsgi", ("mailman_web__uwsgi_port", 8000), "tcp", ("proxy",)),
+    ("mailman_web", "memcached", ("mailman_web__memcached_port", 11211), "tcp", ("mailman_web",)),
     ("proxy", "http", (None, 80), "tcp", None),
     ("proxy", "https", (None, 443), "tcp", None),
 )
@@ -56,6 +58,7 @@ LISTENERS = {
     "scanning": _RSPAMD,
     "relays": ((None, 25),),
     "db": (("postgresql__port", 5432),),
+    "mailman_web": (("mailman_web__uwsgi_port", 8000), ("mailman_web__memcached_port", 11211)),
     "proxy": ((None, 80), (None, 443)),
 }
 
@@ -98,6 +101,10 @@ def _network(address: str) -> str:
 
 def _next_hop(address: str, port: int = 25) -> str:
     return f"[{address}]:{port}"
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
 
 
 def _port(hostvars: Mapping[str, Any], host: str, spec: tuple[str | None, int]) -> int:
@@ -225,6 +232,14 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
             "next hop; add a relay before removing the last one"
         )
 
+    # The web front-ends are reached through the proxy only (TLS, static files, failover): the
+    # back-ends reach HyperKitty's archiver API and Postorius' templates on its internal address.
+    if members["mailman_web"] and not members["proxy"]:
+        raise _error(
+            f"the mailman_web hosts ({', '.join(members['mailman_web'])}) need a proxy host: "
+            "users and the back-ends reach them through it"
+        )
+
     # Who may send into each Postfix tier without further checks (its mynetworks).
     mynetworks = {
         "mailman_core": [LOOPBACK_NETWORK, *addresses["mx"]],
@@ -265,6 +280,17 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "draining": draining,
         "relay_next_hops": [_next_hop(_address(hostvars, h)) for h in serving_relays],
         "ingress": ingress,
+        "web_internal_url": f"http://{_url_host(addresses['proxy'][0])}" if members["proxy"] else "",
+        "web_upstreams": [
+            f"{_url_host(_address(hostvars, h))}:{_port(hostvars, h, ('mailman_web__uwsgi_port', 8000))}"
+            for h in members["mailman_web"]
+        ],
+        "core_rest_url": (
+            f"http://{_url_host(addresses['mailman_core'][0])}:"
+            f"{_port(hostvars, members['mailman_core'][0], ('mailman_core__rest_port', 8001))}"
+            if members["mailman_core"]
+            else ""
+        ),
     }
 
 
