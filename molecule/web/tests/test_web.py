@@ -25,6 +25,8 @@ SITE = "lists.web.test"
 BACKEND, WEB1, WEB2, PROXY = "172.31.18.10", "172.31.18.21", "172.31.18.22", "172.31.18.30"
 LISTS = f"https://{SITE}/postorius/lists/"
 ARCHIVE = f"https://{SITE}/hyperkitty/list/dev@{SITE}/"
+# The fragment HyperKitty's list page loads, filled from the cache the task cluster rebuilds.
+RECENT = f"{ARCHIVE}recent-threads"
 # What Django, uwsgi and nginx answer instead of a page.
 ERROR_MARKERS = ("Server Error (500)", "Bad Request (400)", "502 Bad Gateway", "504 Gateway", "Not Found",
                  "Something went wrong", "Service Unavailable", "This site can", "ERR_")
@@ -37,15 +39,17 @@ def host(name):
 CLIENT = host("web-client")
 
 
-def browse(url, name):
+def browse(url, name, budget=None):
     """Load url in headless Chromium on the client, save a screenshot, return the DOM; fail on errors."""
     flags = ("--headless --no-sandbox --disable-gpu --ignore-certificate-errors --hide-scrollbars "
-             "--window-size=1280,1024 --virtual-time-budget=5000")
+             "--window-size=1280,1024")
+    if budget:  # let the page's own requests finish (HyperKitty loads its thread lists with JavaScript)
+        flags += f" --virtual-time-budget={budget}"
     shot = f"/tmp/{name}.png"
-    CLIENT.check_output(f"chromium {flags} --screenshot={shot} %s", url)
+    CLIENT.run("rm -f %s", shot)
+    dom = CLIENT.check_output(f"chromium {flags} --screenshot={shot} --dump-dom %s 2>/dev/null", url)
     SHOTS.mkdir(parents=True, exist_ok=True)
     (SHOTS / f"{name}.png").write_bytes(CLIENT.file(shot).content)
-    dom = CLIENT.check_output(f"chromium {flags} --dump-dom %s", url)
     title = re.search(r"<title>(.*?)</title>", dom, re.S)
     assert title, f"{url}: no title in\n{dom[:2000]}"
     for marker in ERROR_MARKERS:
@@ -78,11 +82,11 @@ def test_a_post_is_archived_and_shown_by_hyperkitty():
     post(subject)
     deadline = time.time() + 180
     while time.time() < deadline:
-        page = CLIENT.run("curl -sk %s", ARCHIVE).stdout
+        page = CLIENT.run("curl -sk %s", RECENT).stdout
         if subject in page:
             break
         time.sleep(5)
-    dom = browse(ARCHIVE, "hyperkitty-list")
+    dom = browse(ARCHIVE, "hyperkitty-list", budget=10000)
     assert subject in dom, f"{subject} not on {ARCHIVE}"
 
 
@@ -92,8 +96,8 @@ def test_every_node_has_the_same_static_files_and_so_has_the_proxy():
     web2 = host("web-web2").check_output(digest.format("/var/lib/mailman3/web/static"))
     proxy = host("web-proxy").check_output(digest.format("/var/www/mailman3-static"))
     assert web1 == web2 == proxy
-    # A compressed stylesheet the pages link to is served by nginx itself.
-    dom = CLIENT.check_output("curl -sk %s", LISTS)
+    # A compressed stylesheet HyperKitty's pages link to is served from the proxy's copy.
+    dom = CLIENT.check_output("curl -sk %s", ARCHIVE)
     css = re.search(r'href="(/mailman3/static/CACHE/css/[^"]+\.css)"', dom)
     assert css, dom[:2000]
     assert curl_status(f"https://{SITE}{css.group(1)}") == "200"
@@ -101,8 +105,9 @@ def test_every_node_has_the_same_static_files_and_so_has_the_proxy():
 
 def test_the_task_cluster_and_the_jobs_run_on_one_node_only():
     web1, web2 = host("web-web1"), host("web-web2")
-    assert web1.run("pgrep -f 'manage.py qcluster'").rc == 0
-    assert web2.run("pgrep -f 'manage.py qcluster'").rc == 1
+    # [m]: the pattern must not match the shell that runs pgrep.
+    assert web1.run("pgrep -f '[m]anage.py qcluster'").rc == 0
+    assert web2.run("pgrep -f '[m]anage.py qcluster'").rc == 1
     assert "runjobs minutely" in web1.file("/etc/cron.d/mailman3-web").content_string
     assert "runjobs minutely" not in web2.file("/etc/cron.d/mailman3-web").content_string
 
@@ -134,9 +139,11 @@ def test_testssl_finds_only_tls12_and_13_intermediate_ciphers_and_hsts():
         assert findings[protocol].startswith("not offered"), (protocol, findings[protocol])
     assert findings["TLS1_2"].startswith("offered"), findings["TLS1_2"]
     assert findings["TLS1_3"].startswith("offered"), findings["TLS1_3"]
-    for weak in ("cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT", "cipherlist_LOW",
-                 "cipherlist_3DES_IDEA", "cipherlist_OBSOLETED", "cipherlist_STRONG_NOFS"):
-        assert findings[weak].startswith("not offered"), (weak, findings[weak])
+    # testssl 3.0.8's standard cipher lists: nothing below AEAD (CBC is "AVERAGE").
+    for weak in ("NULL", "aNULL", "EXPORT", "LOW", "3DES_IDEA", "AVERAGE"):
+        finding = findings[f"cipherlist_{weak}"]
+        assert finding.startswith("not offered"), (weak, finding)
+    assert findings["cipherlist_STRONG"].startswith("offered"), findings["cipherlist_STRONG"]
     assert findings["HSTS_time"].startswith("730 days"), findings.get("HSTS_time")
 
 
@@ -144,9 +151,9 @@ def test_with_one_node_stopped_both_pages_still_load():
     web1 = host("web-web1")
     web1.check_output("systemctl stop mailman3-web memcached")
     try:
-        for attempt in range(3):
+        for attempt in range(2):
             browse(LISTS, f"postorius-lists-web1-down-{attempt}")
-            browse(ARCHIVE, f"hyperkitty-list-web1-down-{attempt}")
+            browse(ARCHIVE, f"hyperkitty-list-web1-down-{attempt}", budget=10000)
     finally:
         web1.check_output("systemctl start memcached mailman3-web")
 
@@ -198,8 +205,9 @@ def test_a_key_that_is_not_the_certificates_fails_before_nginx_is_touched(mismat
     assert proc.returncode != 0, proc.stdout[-3000:]
     message = (f"nginx: the key {key} does not belong to the certificate {certificate} "
                "(their public keys differ); nginx was not changed")
-    assert message in proc.stdout, proc.stdout[-3000:]
-    assert "Install nginx" not in proc.stdout
+    output = proc.stdout + proc.stderr
+    assert message in " ".join(output.split()), output[-3000:]
+    assert "Install nginx" not in output
     after = (served_certificate(), proxy.file("/etc/nginx/tls/site.crt").sha256sum,
              proxy.file("/etc/nginx/nginx.conf").sha256sum)
     assert after == before
