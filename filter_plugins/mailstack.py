@@ -36,6 +36,8 @@ INGRESS = (
     ("db", "postgresql", ("postgresql__port", 5432), "tcp", DB_CLIENT_GROUPS),
     # NFSv4 (the nfs_server role's default): one TCP port, used by the back-ends only.
     ("nfs_server", "nfs", (None, 2049), "tcp", ("mailman_core",)),
+    ("mailman_web", "uwsgi", ("mailman_web__uwsgi_port", 8000), "tcp", ("proxy",)),
+    ("mailman_web", "memcached", ("mailman_web__memcached_port", 11211), "tcp", ("mailman_web",)),
     ("proxy", "http", (None, 80), "tcp", None),
     ("proxy", "https", (None, 443), "tcp", None),
 )
@@ -59,6 +61,7 @@ LISTENERS = {
     "relays": ((None, 25),),
     "db": (("postgresql__port", 5432),),
     "nfs_server": ((None, 2049),),
+    "mailman_web": (("mailman_web__uwsgi_port", 8000), ("mailman_web__memcached_port", 11211)),
     "proxy": ((None, 80), (None, 443)),
 }
 
@@ -101,6 +104,10 @@ def _network(address: str) -> str:
 
 def _next_hop(address: str, port: int = 25) -> str:
     return f"[{address}]:{port}"
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
 
 
 def _port(hostvars: Mapping[str, Any], host: str, spec: tuple[str | None, int]) -> int:
@@ -267,6 +274,13 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
     # One back-end runs Mailman; the others (standbys) share its data and receive nothing.
     active = _active_backend(hostvars, members["mailman_core"], bool(members["nfs_server"]))
     standbys = [h for h in members["mailman_core"] if h != active]
+    # The web front-ends are reached through the proxy only (TLS, static files, failover): the
+    # back-ends reach HyperKitty's archiver API and Postorius' templates on its internal address.
+    if members["mailman_web"] and not members["proxy"]:
+        raise _error(
+            f"the mailman_web hosts ({', '.join(members['mailman_web'])}) need a proxy host: "
+            "users and the back-ends reach them through it"
+        )
 
     # Who may send into each Postfix tier without further checks (its mynetworks).
     mynetworks = {
@@ -312,6 +326,17 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "draining": draining,
         "relay_next_hops": [_next_hop(_address(hostvars, h)) for h in serving_relays],
         "ingress": ingress,
+        "web_internal_url": f"http://{_url_host(addresses['proxy'][0])}" if members["proxy"] else "",
+        "web_upstreams": [
+            f"{_url_host(_address(hostvars, h))}:{_port(hostvars, h, ('mailman_web__uwsgi_port', 8000))}"
+            for h in members["mailman_web"]
+        ],
+        "core_rest_url": (
+            f"http://{_url_host(_address(hostvars, active))}:"
+            f"{_port(hostvars, active, ('mailman_core__rest_port', 8001))}"
+            if active
+            else ""
+        ),
     }
 
 

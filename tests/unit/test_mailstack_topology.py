@@ -112,7 +112,38 @@ def test_ingress_rules_open_each_port_to_its_peers_only():
     assert rules["relay1"] == {"relays-smtp": ([25], ["10.0.0.21/32"])}
     assert rules["db1"] == {"db-postgresql": ([5432], ["10.0.0.21/32", "10.0.0.51/32"])}
     assert rules["proxy1"] == {"proxy-http": ([80], []), "proxy-https": ([443], [])}
-    assert "web1" not in rules
+    assert rules["web1"] == {
+        "mailman_web-uwsgi": ([8000], ["10.0.0.61/32"]),
+        "mailman_web-memcached": ([11211], ["10.0.0.51/32"]),
+    }
+
+
+def test_the_back_ends_reach_the_web_side_through_the_first_proxy():
+    assert mailstack_topology(*cluster())["web_internal_url"] == "http://10.0.0.61"
+    groups, hostvars = cluster()
+    hostvars["proxy1"]["mailstack__address"] = "fd00::61"
+    assert mailstack_topology(groups, hostvars)["web_internal_url"] == "http://[fd00::61]"
+
+
+def test_the_proxy_balances_over_every_web_node_and_the_web_nodes_use_the_first_core():
+    groups, hostvars = cluster()
+    groups["mailman_web"] = ["web1", "web2"]
+    hostvars["web2"] = {**addr(52), "mailman_web__uwsgi_port": 8100}
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["web_upstreams"] == ["10.0.0.51:8000", "10.0.0.52:8100"]
+    assert topo["core_rest_url"] == "http://10.0.0.21:8001"
+    groups["mailman_core"] = []
+    groups["mailman_web"] = []
+    assert mailstack_topology(groups, hostvars)["core_rest_url"] == ""
+
+
+def test_web_front_ends_without_a_proxy_are_refused():
+    groups, hostvars = cluster()
+    groups["proxy"] = []
+    with pytest.raises(AnsibleFilterError, match=r"the mailman_web hosts \(web1\) need a proxy host"):
+        mailstack_topology(groups, hostvars)
+    groups["mailman_web"] = []
+    assert mailstack_topology(groups, hostvars)["web_internal_url"] == ""
 
 
 def test_a_host_in_several_groups_gets_the_union_and_ports_from_its_variables():
@@ -391,6 +422,7 @@ def test_the_marked_backend_is_the_only_next_hop_and_the_others_are_standbys():
     assert topo["backend_active_address"] == "10.0.0.22"
     assert topo["backend_standbys"] == ["list1"]
     assert topo["backend_next_hops"] == ["[10.0.0.22]:25"]
+    assert topo["core_rest_url"] == "http://10.0.0.22:8001"
     # Both back-ends may mount the share and send to the relays (a standby's postfix-out stays ready).
     assert topo["nfs_clients"] == ["10.0.0.21/32", "10.0.0.22/32"]
     assert topo["mynetworks"]["relays"] == ["127.0.0.0/8", "10.0.0.21", "10.0.0.22"]
@@ -417,7 +449,7 @@ def test_several_backends_need_the_share():
 
 def test_the_active_mark_must_be_a_boolean():
     groups, hostvars = shared_cluster(list1={"mailstack__active_backend": "yes"})
-    with pytest.raises(AnsibleFilterError, match=r"host 'list1': mailstack__active_backend must be true or false"):
+    with pytest.raises(AnsibleFilterError, match=r"'list1': mailstack__active_backend must be true or false"):
         mailstack_topology(groups, hostvars)
 
 
