@@ -7,10 +7,10 @@ page and try a bad certificate.
 """
 
 import json
-import os
 import pathlib
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -20,6 +20,9 @@ import testinfra
 
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = SCENARIO.parents[1]
+sys.path.insert(0, str(PROJECT / "tests"))
+from molecule_playbook import ansible_playbook  # noqa: E402
+
 SHOTS = PROJECT / ".cache" / "screenshots" / "web"
 SITE = "lists.web.test"
 BACKEND, WEB1, WEB2, PROXY = "172.31.18.10", "172.31.18.21", "172.31.18.22", "172.31.18.30"
@@ -165,17 +168,7 @@ def test_login_attempts_beyond_the_limit_get_429():
 
 
 def run_playbook(*extra):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
-        "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / "collections"),
-        "ANSIBLE_FILTER_PLUGINS": str(PROJECT / "filter_plugins"),
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         str(PROJECT / "playbooks" / "web.yml"), "--limit", "web-proxy", *extra],
-        env=env, capture_output=True, text=True, timeout=900, check=False)
+    return ansible_playbook(PROJECT / "playbooks" / "web.yml", "--limit", "web-proxy", *extra)
 
 
 def served_certificate():

@@ -23,6 +23,10 @@ import testinfra
 SCENARIO = Path(__file__).resolve().parents[1]
 ROLE = SCENARIO.parents[1]
 TOP = ROLE.parents[1]
+
+sys.path.insert(0, str(TOP / "tests"))
+from molecule_playbook import ansible_playbook  # noqa: E402
+
 SERVER = {"ipv4": "172.31.16.10", "ipv6": "fd00:31:16::10"}
 TCP_PORTS = [22, 8080, 8081, 8082, 8083, 8090, 8091, 8099]
 UDP_PORTS = [5353, 5354]
@@ -147,23 +151,7 @@ def _live_table(host) -> str:
 def _playbook(
     *args: str, extra: dict | None = None, playbook: str = "converge.yml"
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_ROLES_PATH=str(TOP / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(TOP / "filter_plugins"),
-        ANSIBLE_COLLECTIONS_PATH=str(TOP / "collections"),
-        ANSIBLE_HOME=str(TOP / ".cache" / "ansible"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_PIPELINING="1",
-    )
-    env.pop("ANSIBLE_CONFIG", None)
-    binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
-    cmd = [binary, "-i", _inventory(), str(SCENARIO / playbook), *args]
-    if extra is not None:
-        cmd += ["-e", json.dumps(extra)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
-
+    return ansible_playbook(SCENARIO / playbook, *args, extra=extra, timeout=600)
 
 def _flat(output: str) -> str:
     """Output with every run of whitespace made one space (the callback may fold long lines)."""

@@ -8,7 +8,7 @@ import json
 import os
 import pathlib
 import re
-import subprocess
+import sys
 import time
 import uuid
 
@@ -19,6 +19,9 @@ BACKEND = "172.31.15.10"
 NEXTHOP_MAILDIR = "/var/mail/sink/new"
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = SCENARIO.parents[3]
+sys.path.insert(0, str(PROJECT / "tests"))
+from molecule_playbook import ansible_playbook  # noqa: E402
+
 SECRET = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret"
 MEMBERS = ["alice@example.test", "bob@example.test", "carol@example.test"]
 RECONFIGURED = ("-e", "mailman_core__max_recipients=2", "-e", "mailman_core__out_runners=2")
@@ -87,17 +90,9 @@ def stored_copies(subject, expected, timeout=120):
 
 
 def run_playbook(playbook, *extra):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_ROLES_PATH": str(PROJECT / "roles"),
-        "ANSIBLE_COLLECTIONS_PATH": str(PROJECT / "collections"),
-        "ANSIBLE_FILTER_PLUGINS": str(PROJECT / "filter_plugins"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
-    })
-    return subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / playbook), *extra],
-        env=env, capture_output=True, text=True, timeout=900, check=False)
+    return ansible_playbook(
+        SCENARIO / playbook, *extra, env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    )
 
 
 def test_list_exists_with_owners_moderators_settings_and_members():

@@ -11,10 +11,8 @@ with bad ones (refused before the reload), and prove each over NFS.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +24,9 @@ import testinfra
 
 SCENARIO = Path(__file__).resolve().parents[1]
 TOP = SCENARIO.parents[3]
+sys.path.insert(0, str(TOP / "tests"))
+from molecule_playbook import ansible_playbook  # noqa: E402
+
 SERVER = "172.31.17.10"
 CLIENTS = ["172.31.17.11", "172.31.17.12"]
 OUTSIDER = "172.31.17.13"
@@ -112,22 +113,7 @@ def _get(host, path: str, version: int, uid: int | None = MAILMAN):
 
 
 def _playbook(extra: dict | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_ROLES_PATH=str(TOP / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(TOP / "filter_plugins"),
-        ANSIBLE_COLLECTIONS_PATH=str(TOP / "collections"),
-        ANSIBLE_HOME=str(TOP / ".cache" / "ansible"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_PIPELINING="1",
-    )
-    env.pop("ANSIBLE_CONFIG", None)
-    binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
-    cmd = [binary, "-i", _inventory(), str(SCENARIO / "converge.yml"), "--limit", "nfs-server"]
-    if extra is not None:
-        cmd += ["-e", json.dumps(extra)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return ansible_playbook(SCENARIO / "converge.yml", "--limit", "nfs-server", extra=extra, timeout=600)
 
 
 def _flat(output: str) -> str:

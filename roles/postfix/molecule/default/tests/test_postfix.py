@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,9 @@ import yaml
 SCENARIO = Path(__file__).resolve().parents[1]
 ROLE = SCENARIO.parents[1]
 TOP = ROLE.parents[1]
+sys.path.insert(0, str(TOP / "tests"))
+from molecule_playbook import ansible_playbook  # noqa: E402
+
 MAIN_IP, NEXTHOP_IP = "172.31.10.10", "172.31.10.11"
 OUT_PORT = 10025
 
@@ -92,22 +94,7 @@ def _listeners(host) -> list[tuple[str, int]]:
 def _playbook(
     playbook: str, extra: dict | None = None, limit: str = "postfix-main", args: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_ROLES_PATH=str(TOP / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(TOP / "filter_plugins"),
-        ANSIBLE_COLLECTIONS_PATH=str(TOP / "collections"),
-        ANSIBLE_HOME=str(TOP / ".cache" / "ansible"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_PIPELINING="1",
-    )
-    env.pop("ANSIBLE_CONFIG", None)
-    binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
-    cmd = [binary, "-i", _inventory(), str(SCENARIO / playbook), "--limit", limit, *args]
-    if extra is not None:
-        cmd += ["-e", json.dumps(extra)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return ansible_playbook(SCENARIO / playbook, "--limit", limit, *args, extra=extra, timeout=600)
 
 
 def _recap(output: str, host: str = "postfix-main") -> dict[str, int]:

@@ -1,0 +1,47 @@
+"""Run ansible-playbook from a molecule scenario's verify tests (a re-run, a changed setting,
+a bad input that must be refused), with the project's roles, filters and collections, against the
+scenario's inventory. Scenario tests import it with the repository's tests/ directory on sys.path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parents[1]
+
+
+def ansible_playbook(
+    playbook: Path | str,
+    *args: str,
+    extra: dict | None = None,
+    inventory: str | None = None,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook PLAYBOOK -i <the scenario's inventory> ARGS [-e EXTRA as JSON], never raising
+    on a failed run (the caller asserts on returncode and output)."""
+    inventory = inventory or os.environ.get("MOLECULE_INVENTORY_FILE")
+    if not inventory:
+        raise RuntimeError("MOLECULE_INVENTORY_FILE is not set: run through molecule verify")
+    run_env = dict(os.environ)
+    run_env.update(
+        ANSIBLE_ROLES_PATH=str(TOP / "roles"),
+        ANSIBLE_FILTER_PLUGINS=str(TOP / "filter_plugins"),
+        ANSIBLE_COLLECTIONS_PATH=str(TOP / "collections"),
+        ANSIBLE_HOME=str(TOP / ".cache" / "ansible"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_PIPELINING="1",
+    )
+    run_env.pop("ANSIBLE_CONFIG", None)  # molecule's settings, not the project's ansible.cfg
+    run_env.update(env or {})
+    binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
+    cmd = [binary, "-i", inventory, str(playbook), *args]
+    if extra is not None:
+        cmd += ["-e", json.dumps(extra)]
+    return subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
