@@ -32,7 +32,8 @@ INGRESS = (
     ("mx", "smtp", (None, 25), "tcp", None),
     ("mailman_core", "smtp", (None, 25), "tcp", ("mx",)),
     ("mailman_core", "mailman-rest", ("mailman_core__rest_port", 8001), "tcp", ("mailman_web",)),
-    ("relays", "smtp", (None, 25), "tcp", ("mailman_core",)),
+    # The back-ends' postfix-out, and the web nodes' own Postfix (sign-up and password mail).
+    ("relays", "smtp", (None, 25), "tcp", ("mailman_core", "mailman_web")),
     ("db", "postgresql", ("postgresql__port", 5432), "tcp", DB_CLIENT_GROUPS),
     # NFSv4 (the nfs_server role's default): one TCP port, used by the back-ends only.
     ("nfs_server", "nfs", (None, 2049), "tcp", ("mailman_core",)),
@@ -61,6 +62,7 @@ LISTENERS = {
     "relays": ((None, 25),),
     "db": (("postgresql__port", 5432),),
     "nfs_server": ((None, 2049),),
+    # (A web node's own loopback Postfix on 25 runs only where no other Postfix tier does: web.yml.)
     "mailman_web": (("mailman_web__uwsgi_port", 8000), ("mailman_web__memcached_port", 11211)),
     "proxy": ((None, 80), (None, 443)),
 }
@@ -285,7 +287,8 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
     # Who may send into each Postfix tier without further checks (its mynetworks).
     mynetworks = {
         "mailman_core": [LOOPBACK_NETWORK, *addresses["mx"]],
-        "relays": [LOOPBACK_NETWORK, *addresses["mailman_core"]],
+        # The back-ends (postfix-out) and the web front-ends (their loopback Postfix), each once.
+        "relays": [LOOPBACK_NETWORK, *dict.fromkeys([*addresses["mailman_core"], *addresses["mailman_web"]])],
     }
 
     # Every host's inbound rules: the union over the groups it is in, in INGRESS order.

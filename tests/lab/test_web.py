@@ -1,10 +1,15 @@
 """The web side of a running lab (`make lab-test`), seen from the lab's internet host: the proxy's
 public name resolves in the lab DNS, Postorius lists the lab's lists over HTTPS, a post sent over
-SMTP is archived and shown by HyperKitty, and plain HTTP redirects to HTTPS. The browser checks
+SMTP is archived and shown by HyperKitty, plain HTTP redirects to HTTPS, and a new user signs up
+with the confirmation mail that reached the internet host through the relays. The browser checks
 (Chromium, testssl, a stopped web node, the login limit) are in the molecule/web scenario.
 """
 
+import email
+import email.policy
 import json
+import re
+import secrets
 import shlex
 import time
 import uuid
@@ -35,6 +40,40 @@ except urllib.error.HTTPError as e:
     print(json.dumps({"status": e.code, "body": e.read().decode(errors="replace"),
                       "location": e.headers.get("Location")}))
 """
+
+
+# Fill in and send a page's form as a browser would (cookie, CSRF token, referer): [status, Location].
+SUBMIT = r"""
+import http.cookiejar, json, re, ssl, sys, urllib.error, urllib.parse, urllib.request
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx),
+                                     urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+url, fields = sys.argv[1], json.loads(sys.argv[2])
+page = opener.open(url, timeout=60).read().decode()
+fields["csrfmiddlewaretoken"] = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), headers={"Referer": url})
+try:
+    r = opener.open(request, timeout=60)
+    print(json.dumps([r.status, None]))
+except urllib.error.HTTPError as e:
+    print(json.dumps([e.code, e.headers.get("Location")]))
+"""
+
+
+def submit(url: str, fields: dict) -> list:
+    out = internet().check_output(
+        f"python3 -c {shlex.quote(SUBMIT)} {shlex.quote(url)} {shlex.quote(json.dumps(fields))}"
+    )
+    return json.loads(out)
 
 
 def fetch(url: str) -> dict:
@@ -88,3 +127,33 @@ def test_the_web_nodes_answer_the_proxy_only():
         addr = HOSTVARS[node]["mailstack__address"]
         assert lab_host(PROXY).check_output(probe.format(addr)) == "open"
         assert internet().check_output(probe.format(addr)) == "closed"
+
+
+def test_a_new_user_signs_up_with_the_confirmation_mail_that_reached_the_internet_host():
+    """Sign-up mail leaves through the web node's loopback Postfix and the relays."""
+    name = f"newuser{uuid.uuid4().hex[:8]}"
+    address, password = f"{name}@remote-c.test", secrets.token_urlsafe(16)
+    login = {"login": name, "password": password}
+    signed_up = submit(f"https://{SITE}/accounts/signup/",
+                       {"email": address, "username": name, "password1": password, "password2": password})
+    assert signed_up == [302, "/accounts/confirm-email/"], signed_up
+    files = wait_copies(f"To: {address}", 1, timeout=180)
+    try:
+        assert len(files) == 1, files
+        text = internet().check_output(f"cat {shlex.quote(files[0])}")
+        message = email.message_from_string(text, policy=email.policy.default)
+        assert f"[{SITE}]" in message["Subject"], message["Subject"]
+        relays = {HOSTVARS[r]["mailstack__address"] for r in group("relays")}
+        hops = re.findall(r"^Received: from \S+ \(\S+ \[([0-9.]+)\]\)", text, re.M)
+        assert hops and hops[0] in relays, hops
+        link = re.search(rf"https://{re.escape(SITE)}/accounts/confirm-email/[^/\s]+/",
+                         message.get_body(("plain",)).get_content())
+        assert link, text
+        assert submit(f"https://{SITE}/accounts/login/", login) == [302, "/accounts/confirm-email/"]
+        confirmed = submit(link.group(0), {})
+        assert confirmed[0] == 302, confirmed
+        after = submit(f"https://{SITE}/accounts/login/", login)
+        print(f"{address}: signed up, confirmation mail through relay {hops[0]}, confirmed, login -> {after}")
+        assert after[0] == 302 and "/accounts/" not in after[1], after
+    finally:
+        delete(files)

@@ -69,11 +69,23 @@ def test_peers_networks_and_next_hops_of_a_cluster():
     assert topo["list_domains"] == ["lists.example.org"]
     assert topo["mynetworks"] == {
         "mailman_core": ["127.0.0.0/8", "10.0.0.11", "10.0.0.12"],
-        "relays": ["127.0.0.0/8", "10.0.0.21"],
+        "relays": ["127.0.0.0/8", "10.0.0.21", "10.0.0.51"],
     }
     assert topo["backend_next_hops"] == ["[10.0.0.21]:25"]
     assert topo["relay_next_hops"] == ["[10.0.0.31]:25", "[10.0.0.32]:25"]
     assert topo["addresses"]["relays"] == ["10.0.0.31", "10.0.0.32"]
+
+
+def test_a_back_end_that_is_also_a_web_node_is_in_the_relays_networks_once():
+    groups, hostvars = inventory(
+        mx={"mx1": addr(11)},
+        mailman_core={"list1": CORE},
+        relays={"relay1": addr(31)},
+        mailman_web={"list1": {}, "web2": addr(52)},
+        proxy={"proxy1": addr(61)},
+    )
+    relays = mailstack_topology(groups, hostvars)["mynetworks"]["relays"]
+    assert relays == ["127.0.0.0/8", "10.0.0.21", "10.0.0.52"]
 
 
 def test_a_draining_relay_gets_no_new_mail_but_keeps_its_address():
@@ -109,7 +121,7 @@ def test_ingress_rules_open_each_port_to_its_peers_only():
         "mailman_core-smtp": ([25], ["10.0.0.11/32", "10.0.0.12/32"]),
         "mailman_core-mailman-rest": ([8001], ["10.0.0.51/32"]),
     }
-    assert rules["relay1"] == {"relays-smtp": ([25], ["10.0.0.21/32"])}
+    assert rules["relay1"] == {"relays-smtp": ([25], ["10.0.0.21/32", "10.0.0.51/32"])}
     assert rules["db1"] == {"db-postgresql": ([5432], ["10.0.0.21/32", "10.0.0.51/32"])}
     assert rules["proxy1"] == {"proxy-http": ([80], []), "proxy-https": ([443], [])}
     assert rules["web1"] == {

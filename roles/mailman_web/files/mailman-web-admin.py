@@ -1,5 +1,9 @@
 #!/usr/bin/python3
-"""Create or update mailman3-web's superuser; print 'changed' or 'unchanged'.
+"""Make mailman3-web's site and superuser match the data; print what changed ('site', 'user') or 'unchanged'.
+
+The site (Django's sites framework, settings.SITE_ID) gets its domain and display name from
+MAILMAN_WEB_SITE_DOMAIN and MAILMAN_WEB_SITE_NAME (the package leaves example.com, which
+HyperKitty shows and allauth puts in the subject of its mail).
 
 Run as www-data with the user name, address and password in the environment
 (MAILMAN_WEB_ADMIN_USER, MAILMAN_WEB_ADMIN_EMAIL, MAILMAN_WEB_ADMIN_PASSWORD), so that the
@@ -18,28 +22,43 @@ import django
 django.setup()
 
 from allauth.account.models import EmailAddress  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.sites.models import Site  # noqa: E402
 
 name = os.environ["MAILMAN_WEB_ADMIN_USER"]
 email = os.environ["MAILMAN_WEB_ADMIN_EMAIL"]
 password = os.environ["MAILMAN_WEB_ADMIN_PASSWORD"]
 
-changed = False
+changed = []
+site_domain = os.environ["MAILMAN_WEB_SITE_DOMAIN"]
+site_name = os.environ["MAILMAN_WEB_SITE_NAME"]
+site, created = Site.objects.get_or_create(
+    pk=settings.SITE_ID, defaults={"domain": site_domain, "name": site_name}
+)
+if created or (site.domain, site.name) != (site_domain, site_name):
+    site.domain, site.name = site_domain, site_name
+    site.save()
+    changed.append("site")
+
+user_changed = False
 user, created = User.objects.get_or_create(username=name, defaults={"email": email})
-changed |= created
+user_changed |= created
 if not (user.is_superuser and user.is_staff and user.is_active and user.email == email):
     user.is_superuser = user.is_staff = user.is_active = True
     user.email = email
-    changed = True
+    user_changed = True
 if not user.check_password(password):
     user.set_password(password)
-    changed = True
-if changed:
+    user_changed = True
+if user_changed:
     user.save()
 address, created = EmailAddress.objects.get_or_create(user=user, email=email)
 if created or not (address.verified and address.primary):
     EmailAddress.objects.filter(user=user).exclude(pk=address.pk).update(primary=False)
     address.verified = address.primary = True
     address.save()
-    changed = True
-print("changed" if changed else "unchanged")
+    user_changed = True
+if user_changed:
+    changed.append("user")
+print(" ".join(changed) or "unchanged")
