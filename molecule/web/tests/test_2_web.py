@@ -1,31 +1,25 @@
-"""molecule/web: Postorius and HyperKitty on two nodes behind the nginx proxy, seen from a browser.
+"""molecule/web, the web side: Postorius and HyperKitty on two nodes behind the nginx proxy, in a browser.
 
 The client browses in headless Chromium (screenshots under .cache/screenshots/web/ of the repository),
-posts to a list over SMTP (it stands in for an MX node), probes the proxy with testssl.sh, and
-checks what it must not reach. Tests run in file order; the last ones stop a node, flood the login
-page and try a bad certificate.
+posts to a list over SMTP (it stands in for an MX node), signs a new user up (the confirmation mail
+leaves through the web node's Postfix and the relay, which stores it), probes the proxy with
+testssl.sh, and checks what it must not reach. Tests run in file order; the last ones stop a node,
+flood the login page and try a bad certificate.
 """
 
 import json
 import pathlib
 import re
+import secrets
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
 import pytest
-import testinfra
-
-SCENARIO = pathlib.Path(__file__).resolve().parents[1]
-PROJECT = SCENARIO.parents[1]
-sys.path.insert(0, str(PROJECT / "tests"))
-from molecule_playbook import ansible_playbook  # noqa: E402
+from web_scenario import PROJECT, PROXY, SITE, WEB1, WEB2, ansible_playbook, body, host, smtp, stored
 
 SHOTS = PROJECT / ".cache" / "screenshots" / "web"
-SITE = "lists.web.test"
-BACKEND, WEB1, WEB2, PROXY = "172.31.18.10", "172.31.18.21", "172.31.18.22", "172.31.18.30"
 LISTS = f"https://{SITE}/postorius/lists/"
 ARCHIVE = f"https://{SITE}/hyperkitty/list/dev@{SITE}/"
 # The fragment HyperKitty's list page loads, filled from the cache the task cluster rebuilds.
@@ -33,10 +27,6 @@ RECENT = f"{ARCHIVE}recent-threads"
 # What Django, uwsgi and nginx answer instead of a page.
 ERROR_MARKERS = ("Server Error (500)", "Bad Request (400)", "502 Bad Gateway", "504 Gateway", "Not Found",
                  "Something went wrong", "Service Unavailable", "This site can", "ERR_")
-
-
-def host(name):
-    return testinfra.get_host(f"docker://{name}")
 
 
 CLIENT = host("web-client")
@@ -67,17 +57,18 @@ def curl_status(url, *extra):
 
 def post(subject):
     """A post from a member, handed to the back-end's port 25 as an MX node would."""
-    msg = (f"From: alice@example.test\r\nTo: dev@{SITE}\r\nSubject: {subject}\r\n"
-           f"Message-ID: <{subject}@example.test>\r\n\r\nHello list, this is {subject}.\r\n")
-    script = ("import smtplib, sys; s = smtplib.SMTP(sys.argv[1], 25, timeout=30); "
-              "s.sendmail('alice@example.test', [sys.argv[2]], sys.stdin.read().encode()); s.quit()")
-    CLIENT.check_output("printf %s %s | python3 -c %s %s %s", "%s", msg, script, BACKEND, f"dev@{SITE}")
+    replies = smtp("web-client", "alice@example.test", [f"dev@{SITE}"], subject)
+    assert replies.get("data") == 250, replies
 
 
 def test_the_lists_page_lists_the_lists():
     dom = browse(LISTS, "postorius-lists")
     assert f"dev@{SITE}" in dom
     assert f"announce@{SITE}" in dom
+    # bulk@ is not advertised (its list setting): Postorius does not show it to visitors.
+    assert f"bulk@{SITE}" not in dom
+    # The site's name is the data's (the package's default is example.com).
+    assert "example.com" not in dom
 
 
 def test_a_post_is_archived_and_shown_by_hyperkitty():
@@ -131,6 +122,54 @@ def test_plain_http_redirects_and_the_archiver_api_is_for_the_back_end_only():
     out = CLIENT.check_output("curl -s -o /dev/null -w '%%{http_code} %%{redirect_url}' %s", f"http://{SITE}/postorius/lists/")
     assert out == f"301 https://{SITE}/postorius/lists/"
     assert curl_status(f"http://{PROXY}/hyperkitty/api/mailman/urls") == "403"
+
+
+def form_token(jar, url):
+    """GET url on the client, keeping cookies in jar; the CSRF token of the page's form."""
+    page = CLIENT.check_output("curl -sk -c %s -b %s %s", jar, jar, url)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token, f"{url}: no form in\n{page[:2000]}"
+    return token.group(1)
+
+
+def submit(jar, url, fields):
+    """Fill in and send the form of url as a browser would (cookie, CSRF token, referer); 'code redirect'."""
+    fields = {"csrfmiddlewaretoken": form_token(jar, url), **fields}
+    return CLIENT.check_output(
+        "curl -sk -o /dev/null -w '%%{http_code} %%{redirect_url}' -c %s -b %s -e %s"
+        + " --data-urlencode %s" * len(fields) + " %s",
+        jar, jar, url, *(f"{k}={v}" for k, v in fields.items()), url)
+
+
+def test_a_new_user_signs_up_and_confirms_through_the_mail_the_relay_delivered():
+    name = f"newuser{uuid.uuid4().hex[:8]}"
+    address, password = f"{name}@example.test", secrets.token_urlsafe(16)
+    jar = f"/tmp/{name}.cookies"
+    signed_up = submit(jar, f"https://{SITE}/accounts/signup/",
+                       {"email": address, "username": name, "password1": password, "password2": password})
+    assert signed_up == f"302 https://{SITE}/accounts/confirm-email/", signed_up
+
+    # The confirmation left through the web node's loopback Postfix and the relay (which stored it).
+    mail = stored(f"To: {address}", 1)
+    assert set(mail) == {address}, mail
+    text = mail[address]
+    assert re.search(r"^Received: from \S+ \(\S+ \[172\.31\.18\.2[12]\]\)\s+by web-nexthop", text, re.M), text
+    subject = re.search(r"^Subject: (.*)$", text, re.M).group(1)
+    assert f"[{SITE}]" in subject, subject
+    link = re.search(rf"https://{re.escape(SITE)}/accounts/confirm-email/[^/\s]+/", body(text))
+    assert link, body(text)
+
+    # Before the confirmation, a login is sent back to the confirmation notice.
+    before = submit(jar, f"https://{SITE}/accounts/login/", {"login": name, "password": password})
+    assert before == f"302 https://{SITE}/accounts/confirm-email/", before
+    dom = browse(link.group(0), "confirm-email")
+    assert address in dom
+    confirmed = submit(jar, link.group(0), {})
+    assert confirmed.startswith("302 "), confirmed
+    # Confirmed: the login goes through to the site.
+    login = {"login": name, "password": password}
+    after = submit(f"/tmp/{name}.2.cookies", f"https://{SITE}/accounts/login/", login)
+    assert after.startswith("302 ") and "/accounts/" not in after, after
 
 
 def test_testssl_finds_only_tls12_and_13_intermediate_ciphers_and_hsts():

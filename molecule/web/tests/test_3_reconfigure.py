@@ -1,0 +1,90 @@
+"""molecule/web, last: Mailman's settings changed through the back-end's playbook (reconfigure.yml).
+
+Runs after the web tests: the changes restart Mailman.
+"""
+
+import json
+import re
+import time
+import uuid
+
+from web_scenario import MEMBERS, SCENARIO, ansible_playbook, host, rest, smtp, stored
+
+RECONFIGURED = ("-e", "mailman_core__max_recipients=2", "-e", "mailman_core__out_runners=2")
+
+
+def run_playbook(playbook, *extra):
+    return ansible_playbook(
+        SCENARIO / playbook, *extra, env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    )
+
+
+def test_adding_ten_thousand_members_takes_seconds(tmp_path):
+    extra = tmp_path / "bulk2.json"
+    members = [f"new{i:05d}@bulk.example.test" for i in range(10000)]
+    bulk2 = {"name": "bulk2@lists.web.test", "members": members}
+    extra.write_text(json.dumps({"mailman_core__host_lists": [bulk2]}))
+    proc = run_playbook("reconfigure.yml", "-e", f"@{extra}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert rest("lists/bulk2.lists.web.test/roster/member?count=1&page=1")["total_size"] == 10000
+    # The list task's own time (profile_tasks): seconds, not minutes.
+    took = re.search(r"Make domains and lists match the data -+ ([0-9.]+)s", proc.stdout)
+    assert took and float(took.group(1)) < 60, proc.stdout[-2000:]
+
+
+def wait_for_runners(backend, timeout=60):
+    """After a restart: the LMTP runner accepts connections and every runner is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lmtp = backend.run(
+            "python3 -c %s", "import socket; socket.create_connection(('127.0.0.1', 8024), timeout=2)")
+        if lmtp.rc == 0 and "--runner=out:" in backend.check_output("ps -eo args"):
+            return
+        time.sleep(1)
+    raise AssertionError("Mailman's runners did not come up")
+
+
+def restarts(backend):
+    log = backend.check_output("journalctl -u mailman3 --no-pager -o cat")
+    return sum(1 for line in log.splitlines() if line.startswith("Started mailman3"))
+
+
+def test_changed_max_recipients_and_out_runners_restart_mailman_once():
+    backend = host("web-backend")
+    before = restarts(backend)
+    proc = run_playbook("reconfigure.yml", *RECONFIGURED)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.count("RUNNING HANDLER [mailman_core : Restart Mailman]") == 1
+    assert restarts(backend) == before + 1
+
+    assert backend.check_output("runuser -u list -- mailman conf -s mta -k max_recipients").endswith("2")
+    wait_for_runners(backend)
+    runners = backend.check_output("ps -eo args").splitlines()
+    outs = sorted(r.split("--runner=")[1].split()[0] for r in runners if "--runner=out:" in r)
+    assert outs == ["out:0:2", "out:1:2"]
+
+    # Applied: three members, at most two recipients per transaction: two postfix-out queue IDs.
+    subject = f"split-{uuid.uuid4().hex[:12]}"
+    replies = smtp("web-client", "bob@example.test", ["dev@lists.web.test"], subject)
+    assert replies.get("data") == 250, replies
+    copies = stored(f"Subject: [dev] {subject}", len(MEMBERS))
+    assert set(copies) == set(MEMBERS)
+    hop = r"by out\.web-backend\.web\.test \(Postfix\) with E?SMTP id (\w+)"
+    ids = {re.search(hop, t).group(1) for t in copies.values()}
+    assert len(ids) == 2
+
+    # The same data again: nothing changes, no restart.
+    proc = run_playbook("reconfigure.yml", *RECONFIGURED)
+    assert proc.returncode == 0 and "changed=0" in proc.stdout, proc.stdout[-3000:]
+    assert restarts(backend) == before + 1
+
+
+def test_runner_count_not_a_power_of_two_is_refused_before_anything_changes():
+    backend = host("web-backend")
+    before = restarts(backend)
+    config = backend.check_output("sha256sum /etc/mailman3/mailman.cfg")
+    proc = run_playbook("reconfigure.yml", "-e", "mailman_core__out_runners=3")
+    assert proc.returncode != 0
+    assert "runner 'out': instances must be a power of two" in proc.stdout + proc.stderr
+    assert restarts(backend) == before
+    assert backend.check_output("sha256sum /etc/mailman3/mailman.cfg") == config
