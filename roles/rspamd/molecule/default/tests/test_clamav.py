@@ -1,4 +1,5 @@
-"""clamd on its loopback Unix socket, with the custom EICAR signature only and freshclam off."""
+"""roles/clamav on rspamd-host (the rspamd scenario applies it first, as the MX play does): clamd on its
+loopback Unix socket, with the custom EICAR signature only and freshclam off."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+# rspamd-fresh is never converged, rspamd-signer runs no clamd.
+testinfra_hosts = ["ansible://rspamd-host"]
 SOCKET = "/run/clamav/clamd.ctl"
 # The EICAR test file, from the hex of the custom signature (converge.yml): the repository never
 # holds the test string itself.
@@ -118,6 +121,8 @@ def test_bad_clamd_option_fails_and_leaves_the_live_file(host):
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
             str(Path(__file__).resolve().parent.parent / "converge.yml"),
+            "-e",
+            "mailstack_test_hosts=rspamd-host",
             "-e",
             json.dumps({"clamav__clamd_config": {"MaxThreads": 4, "NoSuchOption": "yes"}}),
         ],
