@@ -322,7 +322,6 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "db_port": _port(hostvars, members["db"][0], ("postgresql__port", 5432)) if members["db"] else 5432,
         "db_clients": [_network(a) for g in DB_CLIENT_GROUPS for a in addresses[g]],
         "backend_active": active,
-        "backend_active_address": _address(hostvars, active) if active else None,
         "backend_standbys": standbys,
         "backend_next_hops": [_next_hop(_address(hostvars, active))] if active else [],
         "nfs_clients": [_network(a) for a in addresses["mailman_core"]],
