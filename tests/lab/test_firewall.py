@@ -64,14 +64,17 @@ def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer():
             targets[f"{address(name)}:{port}"] = (name, port)
     seen = probe(group("lab_internet")[0], list(targets))
     opened = sorted(targets[t] for t, state in seen.items() if state == "open")
-    # Only what is allowed and actually listening answers (the proxy has no web service yet).
+    # Only what is allowed and actually listening answers.
     assert set(opened) <= allowed, f"reachable from the internet: {set(opened) - allowed}"
     assert {(h, 25) for h in group("mx")} <= set(opened)
+    assert {(h, p) for h in group("proxy") for p in (80, 443)} <= set(opened)
     closed = {t: s for t, s in seen.items() if targets[t] not in allowed}
     assert all(s in ("refused", "dropped") for s in closed.values()), closed
-    # The ports that were open to the internet before the firewall (REST, PostgreSQL) are among them.
-    backend = group("mailman_core")[0]
-    assert {(backend, 8001), (backend, 5432)} <= {targets[t] for t in closed}
+    # The services that listen on internal addresses are among them: Mailman's REST API, PostgreSQL,
+    # NFS, uwsgi and memcached.
+    backend, db, store, web = (group(g)[0] for g in ("mailman_core", "db", "nfs_server", "mailman_web"))
+    inner = {(backend, 8001), (db, 5432), (store, 2049), (web, 8000), (web, 11211)}
+    assert inner <= {targets[t] for t in closed}, inner - {targets[t] for t in closed}
     unused = len(seen) - len(opened) - len(closed)  # allowed, but nothing listens (yet)
     print(f"\n{len(seen)} ports on {len(TIER_HOSTS)} hosts probed from the internet: "
           f"{len(opened)} open ({', '.join(f'{h}:{p}' for h, p in opened)}), {len(closed)} listening "
