@@ -4,78 +4,25 @@ Every message is sent by a small Python SMTP client that runs on the sending con
 (mx-client, or mx-mx itself for "the MX's own network"); it reports every SMTP reply it got.
 """
 
-import base64
-import json
 import shlex
+import sys
 import time
 import uuid
-from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+from smtpclient import EICAR, GTUBE, RAW_CLIENT, first_refusal, run_python
+from smtpclient import message as make_message
+from smtpclient import send as smtp_send
 
 testinfra_hosts = ["ansible://mx-client"]
 
 MX = "172.31.13.10"
 LIST = "list1@lists.mx.test"
 SENDER = "sender@client.mx.test"
-GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 VIRUS = "Mailstack.Test.EICAR.UNOFFICIAL"
-
-# Runs on the sending host: one SMTP transaction, every reply as [step, code, text] (JSON).
-SMTP_CLIENT = r"""
-import base64, json, smtplib, sys
-spec = json.loads(base64.b64decode(sys.argv[1]))
-steps = []
-def step(name, reply):
-    steps.append([name, reply[0], reply[1].decode(errors="replace")])
-    return reply[0]
-tls = None
-try:
-    s = smtplib.SMTP(spec["server"], 25, local_hostname="client.mx.test", timeout=90)
-    step("ehlo", s.ehlo())
-    tls = s.has_extn("starttls")
-    if spec["starttls"]:
-        step("starttls", s.starttls())
-        step("ehlo", s.ehlo())
-    if step("mail", s.mail(spec["sender"])) == 250:
-        if [r for r in spec["rcpts"] if step("rcpt", s.rcpt(r)) == 250]:
-            try:
-                step("data", s.data(base64.b64decode(spec["message"])))
-            except smtplib.SMTPDataError as e:
-                steps.append(["data", e.smtp_code, e.smtp_error.decode(errors="replace")])
-    s.quit()
-except smtplib.SMTPServerDisconnected as e:
-    steps.append(["disconnect", 0, str(e)])
-print(json.dumps({"steps": steps, "starttls_offered": tls}))
-"""
-
-# Runs on the sending host: raw SMTP, one reply read after each chunk, then every reply until EOF.
-RAW_CLIENT = r"""
-import base64, json, socket, sys
-spec = json.loads(base64.b64decode(sys.argv[1]))
-s = socket.create_connection((spec["server"], 25), timeout=60)
-f = s.makefile("rb")
-def reply():
-    lines = []
-    while True:
-        line = f.readline()
-        if not line:
-            return lines
-        lines.append(line.decode(errors="replace").rstrip())
-        if line[3:4] != b"-":
-            return lines
-replies = [reply()]
-for chunk in spec["chunks"]:
-    s.sendall(chunk.encode())
-    replies.append(reply())
-while True:
-    r = reply()
-    if not r:
-        break
-    replies.append(r)
-print(json.dumps([r[-1] for r in replies]))
-"""
 
 
 def other(host, name):
@@ -93,38 +40,12 @@ def backend(host):
 
 
 def message(token: str, body: str = "A clean message.\n", attachment: bytes | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = SENDER
-    msg["To"] = LIST
-    msg["Subject"] = f"mx test {token}"
-    msg["Message-ID"] = f"<{token}@client.mx.test>"
-    msg.set_content(body)
-    if attachment is not None:
-        msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="file.bin")
-    return msg.as_bytes().replace(b"\n", b"\r\n")
-
-
-def run_python(sender, script: str, spec: dict):
-    arg = base64.b64encode(json.dumps(spec).encode()).decode()
-    out = sender.run(f"python3 -c {shlex.quote(script)} {arg}")
-    assert out.rc == 0, out.stderr
-    return json.loads(out.stdout)
+    subject, message_id = f"mx test {token}", f"<{token}@client.mx.test>"
+    return make_message(SENDER, LIST, subject, message_id, body=body, attachment=attachment)
 
 
 def send(sender, rcpts, msg: bytes, server: str = MX, starttls: bool = False) -> dict:
-    spec = {
-        "server": server,
-        "sender": SENDER,
-        "rcpts": rcpts,
-        "starttls": starttls,
-        "message": base64.b64encode(msg).decode(),
-    }
-    return run_python(sender, SMTP_CLIENT, spec)
-
-
-def first_refusal(result: dict):
-    """The first reply that is not 2xx/3xx, or None when everything was accepted."""
-    return next((s for s in result["steps"] if not 200 <= s[1] < 400), None)
+    return smtp_send(sender, server, SENDER, rcpts, msg, helo="client.mx.test", starttls=starttls)
 
 
 def stored(backend, token: str, wait: int = 30) -> list[str]:
