@@ -13,14 +13,15 @@ SCENARIO ?=
 HOST ?=
 
 .PHONY: help bootstrap lab lab-up lab-converge lab-status lab-stop lab-start lab-destroy lab-shell lab-test \
-        test test-fast lint unit oracle molecule bench
+        test test-fast lint unit oracle molecule bench e2e
 
 help:
 	@echo "make lab         install what is needed, start the lab containers, converge site.yml"
 	@echo "make test        lint + unit + oracle tests + every molecule scenario"
 	@echo "make test-fast   lint + unit tests (no containers)"
 	@echo "make lab-status | lab-stop | lab-start | lab-destroy | lab-shell HOST=mx1"
-	@echo "make lab-test    smoke tests of the running lab (DNS, the internet host)"
+	@echo "make e2e         the end-to-end suite on the lab (brought up and converged unless it is already)"
+	@echo "make lab-test    the end-to-end suite on the running lab as it is"
 	@echo "make molecule SCENARIO=roles/postfix   one scenario (a role dir or molecule/<name>)"
 	@echo "make bench       the benchmarks of bench/ (tables into docs/benchmarks/README.md)"
 
@@ -44,7 +45,10 @@ lab-start:
 lab-destroy:
 	@scripts/lab destroy
 lab-test:
-	@pytest -q -p no:cacheprovider tests/lab
+	@pytest -q -p no:cacheprovider tests/e2e
+e2e: bootstrap
+	@scripts/lab ensure
+	@pytest -q -p no:cacheprovider tests/e2e
 lab-shell:
 	@scripts/lab shell $(HOST)
 

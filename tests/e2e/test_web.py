@@ -20,30 +20,11 @@ from test_relays import delete, internet, post, wait_copies
 SITE = "lists.lab.mailstack.test"
 PROXY = group("proxy")[0]
 
-FETCH = r"""
-import json, ssl, sys, urllib.error, urllib.request
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
-try:
-    r = opener.open(sys.argv[1], timeout=60)
-    print(json.dumps({"status": r.status, "body": r.read().decode(errors="replace"), "location": None}))
-except urllib.error.HTTPError as e:
-    print(json.dumps({"status": e.code, "body": e.read().decode(errors="replace"),
-                      "location": e.headers.get("Location")}))
-"""
-
-
-# Fill in and send a page's form as a browser would (cookie, CSRF token, referer): [status, Location].
-SUBMIT = r"""
+# A browser's request from the internet host, redirects not followed (the lab's self-signed
+# certificate accepted). With a form (JSON): load the page, fill in the form with its CSRF token
+# and send it as a browser would (cookie, referer); prints [status, Location]. Without: a GET;
+# prints {"status", "body", "location"}.
+BROWSE = r"""
 import http.cookiejar, json, re, ssl, sys, urllib.error, urllib.parse, urllib.request
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
@@ -57,27 +38,33 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx),
                                      urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-url, fields = sys.argv[1], json.loads(sys.argv[2])
-page = opener.open(url, timeout=60).read().decode()
-fields["csrfmiddlewaretoken"] = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), headers={"Referer": url})
+url = sys.argv[1]
+request = url
+if len(sys.argv) > 2:
+    fields = json.loads(sys.argv[2])
+    page = opener.open(url, timeout=60).read().decode()
+    fields["csrfmiddlewaretoken"] = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    data = urllib.parse.urlencode(fields).encode()
+    request = urllib.request.Request(url, data=data, headers={"Referer": url})
 try:
     r = opener.open(request, timeout=60)
-    print(json.dumps([r.status, None]))
+    status, body, location = r.status, r.read().decode(errors="replace"), None
 except urllib.error.HTTPError as e:
-    print(json.dumps([e.code, e.headers.get("Location")]))
+    status, body, location = e.code, e.read().decode(errors="replace"), e.headers.get("Location")
+print(json.dumps([status, location] if len(sys.argv) > 2 else
+                 {"status": status, "body": body, "location": location}))
 """
 
 
 def submit(url: str, fields: dict) -> list:
     out = internet().check_output(
-        f"python3 -c {shlex.quote(SUBMIT)} {shlex.quote(url)} {shlex.quote(json.dumps(fields))}"
+        f"python3 -c {shlex.quote(BROWSE)} {shlex.quote(url)} {shlex.quote(json.dumps(fields))}"
     )
     return json.loads(out)
 
 
 def fetch(url: str) -> dict:
-    out = internet().check_output(f"python3 -c {shlex.quote(FETCH)} {shlex.quote(url)}")
+    out = internet().check_output(f"python3 -c {shlex.quote(BROWSE)} {shlex.quote(url)}")
     return json.loads(out)
 
 

@@ -1,0 +1,33 @@
+"""The end-to-end suite: the running lab, driven from its `internet` host as users, senders and
+attackers would, observed from inside only to count copies and queues (`make e2e`).
+
+Every check reports its figure through the `figure` fixture; the figures are printed together at
+the end of the run ("figures" section), whether the check passed or failed.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: smtpclient
+
+_FIGURES: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def figure(request):
+    """figure(text): record one figure of this check (also printed when the check runs)."""
+
+    def record(text: str) -> None:
+        _FIGURES.append((request.node.nodeid.split("::", 1)[-1], text))
+        print(text)
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for name, text in _FIGURES:
+            terminalreporter.write_line(f"{name}: {text}")

@@ -1,0 +1,172 @@
+"""Attacks from the lab's internet host, as a spammer or an abuser would make them: spam and
+viruses, unknown list addresses, relaying through any host of the site, oversized messages, and a
+flood of connections from one client while another client posts.
+
+(Which ports answer the internet at all is test_firewall.py's first check.)
+"""
+
+import json
+import shlex
+import time
+import uuid
+
+import pytest
+from smtpclient import EICAR, GTUBE, first_refusal, message, send
+from test_lab import HOSTVARS, group, lab_host
+from test_relays import copies, delete, internet, wait_copies
+
+LIST = "announce@lists.mailstack.test"
+MEMBERS = 4
+SENDER = "sender@remote-a.test"
+HELO = "internet.lab.mailstack.test"
+MXS = group("mx")
+VIRUS = "Mailstack.Test.EICAR.UNOFFICIAL"
+# Every host of the site (the lab's DNS and internet hosts are not part of it).
+SITE = [h for h in sorted(HOSTVARS) if h not in group("lab_dns") + group("lab_internet")]
+
+
+def fqdn(host: str) -> str:
+    return f"{host}.lab.mailstack.test"
+
+
+def attempt(server: str, rcpts: list[str], msg: bytes | None, **kwargs) -> dict:
+    """One SMTP transaction from the internet host to server (a name or an address)."""
+    return send(internet(), server, SENDER, rcpts, msg, helo=HELO, **kwargs)
+
+
+def post(token: str, **kwargs) -> bytes:
+    return message(SENDER, LIST, f"e2e {token}", f"<{token}@remote-a.test>", **kwargs)
+
+
+def refused(result: dict) -> tuple[str, int, str]:
+    got = first_refusal(result)
+    assert got is not None, f"everything was accepted: {result}"
+    return tuple(got)
+
+
+@pytest.mark.parametrize("mx", MXS)
+@pytest.mark.parametrize("content", ["GTUBE", "EICAR attached", "EICAR inline"])
+def test_spam_and_viruses_are_refused_at_every_mx(mx, content, figure):
+    token = uuid.uuid4().hex
+    if content == "GTUBE":
+        msg = post(token, body=f"Spam.\n{GTUBE}\n")
+    elif content == "EICAR attached":
+        msg = post(token, attachment=EICAR.encode())
+    else:
+        msg = post(token, body=f"Look:\n{EICAR}\n")
+    step, code, text = refused(attempt(fqdn(mx), [LIST], msg))
+    figure(f"{content} to {mx}: {step} {code} {text}")
+    assert (step, code) == ("data", 554)
+    if content == "GTUBE":
+        assert text.startswith("5.7.1") and "Gtube pattern" in text
+    else:
+        assert text == f'5.7.1 clamav: virus found: "{VIRUS}"'
+    assert copies(token) == []
+
+
+@pytest.mark.parametrize("mx", MXS)
+def test_an_unknown_list_address_is_refused_during_the_session(mx, figure):
+    rcpt = f"nosuchlist-{uuid.uuid4().hex[:8]}@lists.mailstack.test"
+    step, code, text = refused(attempt(fqdn(mx), [rcpt], None))
+    figure(f"RCPT {rcpt} at {mx}: {code} {text}")
+    assert (step, code) == ("rcpt", 550)
+    assert text.startswith(f"5.1.1 <{rcpt}>: Recipient address rejected")
+    # The reply names no internal host.
+    assert not any(HOSTVARS[h]["mailstack__address"] in text for h in group("mailman_core"))
+
+
+def test_no_host_of_the_site_relays_for_the_internet(figure):
+    """Every host's port 25, from the internet: no connection, or the relaying refused."""
+    outcomes = {}
+    for host in SITE:
+        result = attempt(HOSTVARS[host]["mailstack__address"], ["victim@remote-b.test"], None, timeout=5)
+        codes = {s[0]: s[1] for s in result["steps"]}
+        if codes.get("connect") != 220:
+            outcomes[host] = "no connection"
+            continue
+        step, code, _ = refused(result)
+        outcomes[host] = f"{step} {code}"
+        assert step in {"connect", "ehlo", "mail", "rcpt"} and 500 <= code < 600, (host, result)
+        assert codes.get("rcpt") != 250, f"{host} accepted mail for another domain"
+    figure("relaying for remote-b.test: " + ", ".join(f"{h} {o}" for h, o in outcomes.items()))
+    assert {h for h, o in outcomes.items() if o != "no connection"} == set(MXS)
+    assert all(outcomes[mx] == "rcpt 554" for mx in MXS)
+
+
+def test_oversized_messages_are_refused_with_552(figure):
+    mx = MXS[0]
+    limit = int(lab_host(mx).check_output("postconf -h message_size_limit"))
+    # Declared too big in MAIL FROM: refused before any data is sent.
+    step, code, text = refused(attempt(fqdn(mx), [LIST], post("declared"), size=limit + 1))
+    figure(f"MAIL FROM SIZE={limit + 1} at {mx}: {step} {code} {text}")
+    assert (step, code) == ("mail", 552)
+    assert text.startswith("5.3.4")
+    # Undeclared, then sent: refused at the end of DATA, and nothing is delivered.
+    token = uuid.uuid4().hex
+    step, code, text = refused(attempt(fqdn(mx), [LIST], post(token), pad=limit + 100_000))
+    figure(f"{(limit + 100_000) / 1e6:.1f} MB message at {mx}: {step} {code} {text}")
+    assert (step, code) == ("data", 552)
+    assert text.startswith("5.3.4")
+    assert copies(token) == []
+
+
+FLOOD_ADDRESS = "172.30.0.200"  # a second address of the internet host, for the flood only
+FLOOD_CONNECTIONS = 80
+FLOOD = r"""
+import json, smtplib, sys, time
+server, source, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+replies = {}
+t0 = time.monotonic()
+for _ in range(count):
+    s = smtplib.SMTP(local_hostname="flood.remote-c.test", timeout=30, source_address=(source, 0))
+    try:
+        code, msg = s.connect(server, 25)
+        replies.setdefault("%d %s" % (code, msg.decode(errors="replace")[:60]), 0)
+        replies["%d %s" % (code, msg.decode(errors="replace")[:60])] += 1
+        s.quit()
+    except smtplib.SMTPServerDisconnected:
+        replies["disconnected"] = replies.get("disconnected", 0) + 1
+    s.close()
+print(json.dumps({"replies": replies, "seconds": time.monotonic() - t0}))
+"""
+
+
+@pytest.fixture
+def flood_address():
+    net = internet()
+    dev = net.check_output("ip -o -4 route show default | awk '{print $5}'") or "eth0"
+    net.check_output(f"ip addr add {FLOOD_ADDRESS}/32 dev {dev}")
+    yield FLOOD_ADDRESS
+    net.run(f"ip addr del {FLOOD_ADDRESS}/32 dev {dev}")
+
+
+def test_a_flood_from_one_client_is_slowed_without_affecting_another(flood_address, figure):
+    """One client opens connections as fast as it can: the MX's connection rate limit (anvil,
+    smtpd_client_connection_rate_limit per minute) turns it away with 421; meanwhile a post from
+    another client is accepted and delivered."""
+    mx = MXS[0]
+    rate = int(lab_host(mx).check_output("postconf -h smtpd_client_connection_rate_limit"))
+    cmd = f"python3 -c {shlex.quote(FLOOD)} {fqdn(mx)} {flood_address} {FLOOD_CONNECTIONS}"
+    result = json.loads(internet().check_output(cmd))
+    greeted = sum(n for r, n in result["replies"].items() if r.startswith("220 "))
+    limited = sum(n for r, n in result["replies"].items() if r.startswith("421 ") and "too many" in r)
+    figure(
+        f"{FLOOD_CONNECTIONS} connections from {flood_address} to {mx} in {result['seconds']:.1f} s: "
+        f"{greeted} greeted, {limited} turned away with 421 (limit {rate} a minute): {result['replies']}"
+    )
+    assert result["seconds"] < 60, "the flood took over a minute: the rate limit was not tested"
+    assert greeted <= rate
+    assert limited >= FLOOD_CONNECTIONS - rate
+    # Another client, straight after: accepted at once, and delivered to every member.
+    token = uuid.uuid4().hex
+    t0 = time.monotonic()
+    result = attempt(fqdn(mx), [LIST], post(token))
+    took = time.monotonic() - t0
+    assert first_refusal(result) is None, result
+    found = wait_copies(token, MEMBERS, timeout=180)
+    delete(found)
+    figure(
+        f"a post from the internet host's own address within the same minute: accepted in {took:.1f} s, "
+        f"{len(found)}/{MEMBERS} copies delivered"
+    )
+    assert len(found) == MEMBERS
