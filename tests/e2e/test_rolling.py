@@ -1,0 +1,120 @@
+"""A rolling change under load: while the internet host sends a post every half second, mx.yml
+changes a setting that restarts Postfix (inet_protocols) on every MX, one MX at a time, then
+changes it back. No post is refused with a 5xx, every accepted post reaches every member once,
+and the play really went one MX at a time."""
+
+import json
+import shlex
+import subprocess
+import time
+import uuid
+
+from e2e import POSTFIX_HOSTS, mx_hosts
+from test_lab import TOP, group, lab_host
+from test_relays import delete, internet, recipients, wait_copies, wait_empty_queues
+
+LIST = "announce@lists.mailstack.test"
+MEMBERS = ["alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"]
+MXS = group("mx")
+LOG = "/run/e2e-rolling-sender"
+
+# Runs on the internet host until STOP exists: a post every half second, each handed to the MX
+# hosts in order of preference as a mail server would (the next MX on no answer or 4xx); one JSON
+# line per post: its token, and every MX's reply.
+SENDER = r"""
+import json, os, smtplib, sys, time
+prefix, mxs, log, stop = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4]
+n = 0
+while not os.path.exists(stop):
+    token = "%s-%05d" % (prefix, n)
+    msg = ("From: sender@remote-a.test\r\nTo: announce@lists.mailstack.test\r\nSubject: %s\r\n"
+           "Message-ID: <%s@remote-a.test>\r\n\r\nrolling\r\n" % (token, token)).encode()
+    tries = []
+    for mx in mxs:
+        try:
+            s = smtplib.SMTP(mx, 25, local_hostname="internet.lab.mailstack.test", timeout=20)
+            s.sendmail("sender@remote-a.test", ["announce@lists.mailstack.test"], msg)
+            s.quit()
+            tries.append([mx, 250])
+            break
+        except smtplib.SMTPResponseException as e:
+            tries.append([mx, e.smtp_code])
+            if 500 <= e.smtp_code < 600:
+                break
+        except (smtplib.SMTPException, OSError) as e:
+            tries.append([mx, str(e)[:60]])
+    with open(log, "a") as f:
+        f.write(json.dumps({"token": token, "tries": tries}) + "\n")
+    n += 1
+    time.sleep(0.5)
+"""
+
+
+def started_at(host: str) -> str:
+    """When the host's Postfix (primary instance) last started."""
+    return lab_host(host).check_output("systemctl show -p ActiveEnterTimestampMonotonic postfix@-")
+
+
+def play_mx(*extra: str) -> tuple[float, str]:
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [str(TOP / "scripts" / "lab"), "play", "playbooks/mx.yml", *extra],
+        cwd=TOP,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return time.monotonic() - t0, proc.stdout
+
+
+def test_a_setting_rolled_over_every_mx_while_mail_is_sent_loses_and_refuses_nothing(figure):
+    prefix = f"rolling-{uuid.uuid4().hex[:8]}"
+    stop = f"{LOG}.stop"
+    net = internet()
+    net.check_output(f"rm -f {LOG} {stop}")
+    args = " ".join(shlex.quote(a) for a in (prefix, ",".join(mx_hosts()), LOG, stop))
+    net.check_output(f"nohup python3 -c {shlex.quote(SENDER)} {args} >/dev/null 2>&1 &")
+    setting = {"name": "inet_protocols", "value": "ipv4"}
+    change = {"postfix__group_instances": [{"name": "-", "maincf": [setting]}]}
+    started = {mx: started_at(mx) for mx in MXS}
+    try:
+        took, out = play_mx("-e", json.dumps(change))
+        restarted = [mx for mx in MXS if started_at(mx) != started[mx]]
+        back, out_back = play_mx()
+    finally:
+        net.run(f"touch {stop}")
+        time.sleep(2)
+    batches = out.count("PLAY [Inbound MX nodes]")
+    posts = [json.loads(line) for line in net.file(LOG).content_string.splitlines()]
+    accepted = [p for p in posts if p["tries"] and p["tries"][-1][1] == 250]
+    refused_5xx = [p for p in posts if any(isinstance(t[1], int) and t[1] >= 500 for t in p["tries"])]
+    fell_back = [p for p in posts if len(p["tries"]) > 1]
+    figure(
+        f"mx.yml changed inet_protocols in {took:.0f} s and back in {back:.0f} s, {batches} batches "
+        f"of one MX, Postfix restarted on {restarted}; meanwhile {len(posts)} posts sent: "
+        f"{len(accepted)} accepted, {len(refused_5xx)} refused with 5xx, {len(fell_back)} went to "
+        f"the next MX"
+    )
+    assert batches == len(MXS) and out_back.count("PLAY [Inbound MX nodes]") == len(MXS)
+    assert restarted == MXS
+    assert not refused_5xx, refused_5xx[:3]
+    assert len(accepted) == len(posts) > 0
+    files: list[str] = []
+    try:
+        wrong = {}
+        for p in accepted:
+            found = wait_copies(p["token"], len(MEMBERS), timeout=180)
+            files += found
+            got = sorted(recipients(found))
+            if got != MEMBERS:
+                wrong[p["token"]] = got
+        queues = wait_empty_queues(POSTFIX_HOSTS)
+        figure(
+            f"{len(accepted) - len(wrong)}/{len(accepted)} posts reached each of the {len(MEMBERS)} "
+            f"members exactly once; queues: {sum(queues.values())} messages left"
+        )
+        assert not wrong, list(wrong.items())[:3]
+        assert not any(queues.values())
+    finally:
+        delete(files)
