@@ -147,6 +147,7 @@ def test_mailman_restarted_while_it_hands_a_post_out(figure):
         return bool(backend.file("/run/e2e-mailman-restart").content_string.strip())
 
     wait_for("the restart to begin", restart_begun, every=0.2)
+    wait_for("Mailman's LMTP runner to stop", lambda: not listening(ACTIVE, 8024), every=0.2)
     during = token("mmdown")
     mx, tried = deliver(LIST, during)
     assert mx is not None, tried
@@ -170,6 +171,7 @@ def test_mailman_restarted_while_it_hands_a_post_out(figure):
     ]
     figure(f"a post that arrived during the restart was deferred {len(deferred)} times by {ACTIVE}'s Postfix")
     exactly_once(during, MEMBERS, "post that arrived while Mailman restarted", figure, timeout=120)
+    assert deferred, "the post reached Mailman without waiting: the retry was not tested"
 
 
 def test_the_database_restarted_mail_still_flows(figure):
