@@ -324,6 +324,8 @@ def mailstack_topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any]) -
         "backend_active": active,
         "backend_standbys": standbys,
         "backend_next_hops": [_next_hop(_address(hostvars, active))] if active else [],
+        # Where the internet hands list mail: the MX nodes, or the active back-end of a single server.
+        "inbound_hosts": members["mx"] if not single_server else [active] if active else [],
         "nfs_clients": [_network(a) for a in addresses["mailman_core"]],
         "draining": draining,
         "relay_next_hops": [_next_hop(_address(hostvars, h)) for h in serving_relays],

@@ -72,6 +72,7 @@ def test_peers_networks_and_next_hops_of_a_cluster():
         "relays": ["127.0.0.0/8", "10.0.0.21", "10.0.0.51"],
     }
     assert topo["backend_next_hops"] == ["[10.0.0.21]:25"]
+    assert topo["inbound_hosts"] == ["mx1", "mx2"]
     assert topo["relay_next_hops"] == ["[10.0.0.31]:25", "[10.0.0.32]:25"]
     assert topo["addresses"]["relays"] == ["10.0.0.31", "10.0.0.32"]
 
@@ -175,8 +176,14 @@ def test_single_server_scans_on_port_25_open_to_everyone():
     groups, hostvars = inventory(mailman_core={"list1": CORE}, relays={"relay1": addr(31)})
     topo = mailstack_topology(groups, hostvars)
     assert topo["single_server"] is True
+    assert topo["inbound_hosts"] == ["list1"]
     assert topo["mynetworks"]["mailman_core"] == ["127.0.0.0/8"]
     assert topo["ingress"]["list1"][0]["sources"] == []
+
+
+def test_without_back_ends_nothing_takes_inbound_mail():
+    groups, hostvars = inventory(relays={"relay1": addr(31)})
+    assert mailstack_topology(groups, hostvars)["inbound_hosts"] == []
 
 
 def test_list_domains_merge_the_layers_by_name_over_every_back_end():
