@@ -1,4 +1,4 @@
-"""SMTP clients that run inside a test container and report every reply they got.
+"""SMTP and TCP clients that run inside a test container and report every reply they got.
 
 Shared by the molecule scenarios' testinfra tests (molecule/mx) and the end-to-end suite
 (tests/e2e). The client is a small Python script run with the container's python3 over testinfra
@@ -8,6 +8,7 @@ Shared by the molecule scenarios' testinfra tests (molecule/mx) and the end-to-e
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shlex
 from email.message import EmailMessage
@@ -149,3 +150,92 @@ def send(
 def first_refusal(result: dict):
     """The first reply that is not 2xx/3xx ([step, code, text]), or None when all were accepted."""
     return next((s for s in result["steps"] if not 200 <= s[1] < 400), None)
+
+
+# The attack contents both the MX scenarios and the end-to-end suite send: GTUBE in the body, the
+# EICAR string as an attachment and inline. Each gives message()'s keyword arguments.
+ATTACK_CONTENTS = {
+    "GTUBE": {"body": f"Spam.\n{GTUBE}\n"},
+    "EICAR attached": {"attachment": EICAR.encode()},
+    "EICAR inline": {"body": f"Look:\n{EICAR}\n"},
+}
+
+FLOOD = r"""
+import json, smtplib, sys, time
+server, source, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+replies = {}
+t0 = time.monotonic()
+for _ in range(count):
+    s = smtplib.SMTP(local_hostname="flood.remote-c.test", timeout=30, source_address=(source, 0))
+    try:
+        code, msg = s.connect(server, 25)
+    except smtplib.SMTPServerDisconnected:
+        code, msg = 0, b"disconnected before the greeting"
+    key = "%d %s" % (code, msg.decode(errors="replace")[:60])
+    replies[key] = replies.get(key, 0) + 1
+    try:
+        if code == 220:
+            s.quit()
+    except smtplib.SMTPException:
+        pass
+    s.close()
+print(json.dumps({"replies": replies, "seconds": time.monotonic() - t0}))
+"""
+
+
+def flood(host, server: str, source: str, count: int) -> dict:
+    """Open count SMTP connections from source (an address of the testinfra host) to server's
+    port 25, one after another, as fast as it answers. Returns the greeting counts
+    ({"220 ...": n, "421 4.7.0 ...": n}), the seconds taken, and how many were greeted and turned
+    away with "421 ... too many connections"."""
+    out = json.loads(host.check_output(f"python3 -c {shlex.quote(FLOOD)} {server} {source} {count}"))
+    out["greeted"] = sum(n for r, n in out["replies"].items() if r.startswith("220 "))
+    out["limited"] = sum(n for r, n in out["replies"].items() if r.startswith("421 ") and "too many" in r)
+    return out
+
+
+@contextlib.contextmanager
+def extra_address(host, address: str):
+    """address added to the testinfra host's default interface for the duration (a second client)."""
+    dev = host.check_output("ip -o -4 route show default | awk '{print $5}'") or "eth0"
+    host.check_output(f"ip addr add {address}/32 dev {dev}")
+    try:
+        yield address
+    finally:
+        host.run(f"ip addr del {address}/32 dev {dev}")
+
+
+PROBE = r"""
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    addr, port = target.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+    s.settimeout(2)
+    try:
+        s.connect((addr.strip("[]"), int(port)))
+        out[target] = "open"
+    except ConnectionRefusedError:
+        out[target] = "refused"
+    except OSError as e:
+        out[target] = "dropped" if isinstance(e, TimeoutError) else str(e)
+    finally:
+        s.close()
+print(json.dumps(out))
+"""
+
+
+def probe(host, targets: list[str]) -> dict[str, str]:
+    """Connect from the testinfra host to each "address:port": open, refused or dropped."""
+    return json.loads(host.check_output("python3 -c %s " + " ".join(["%s"] * len(targets)), PROBE, *targets))
+
+
+def public_listeners(host) -> list[int]:
+    """The TCP ports the testinfra host listens on beyond loopback."""
+    ports = set()
+    for line in host.check_output("ss -Hltn").splitlines():
+        addr, port = line.split()[3].rsplit(":", 1)
+        if addr.startswith("127.") or addr in ("[::1]",) or "%lo" in addr:
+            continue
+        ports.add(int(port))
+    return sorted(ports)

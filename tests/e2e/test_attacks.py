@@ -5,15 +5,13 @@ flood of connections from one client while another client posts.
 (Which ports answer the internet at all is test_firewall.py's first check.)
 """
 
-import json
-import shlex
 import time
 import uuid
 
 import pytest
-from smtpclient import EICAR, GTUBE, first_refusal, message, send
+from e2e import copies, delete, internet, wait_copies
+from smtpclient import ATTACK_CONTENTS, extra_address, first_refusal, flood, message, send
 from test_lab import HOSTVARS, group, lab_host
-from test_relays import copies, delete, internet, wait_copies
 
 LIST = "announce@lists.mailstack.test"
 MEMBERS = 4
@@ -45,15 +43,10 @@ def refused(result: dict) -> tuple[str, int, str]:
 
 
 @pytest.mark.parametrize("mx", MXS)
-@pytest.mark.parametrize("content", ["GTUBE", "EICAR attached", "EICAR inline"])
+@pytest.mark.parametrize("content", ATTACK_CONTENTS)
 def test_spam_and_viruses_are_refused_at_every_mx(mx, content, figure):
     token = uuid.uuid4().hex
-    if content == "GTUBE":
-        msg = post(token, body=f"Spam.\n{GTUBE}\n")
-    elif content == "EICAR attached":
-        msg = post(token, attachment=EICAR.encode())
-    else:
-        msg = post(token, body=f"Look:\n{EICAR}\n")
+    msg = post(token, **ATTACK_CONTENTS[content])
     step, code, text = refused(attempt(fqdn(mx), [LIST], msg))
     figure(f"{content} to {mx}: {step} {code} {text}")
     assert (step, code) == ("data", 554)
@@ -112,32 +105,12 @@ def test_oversized_messages_are_refused_with_552(figure):
 
 FLOOD_ADDRESS = "172.30.0.200"  # a second address of the internet host, for the flood only
 FLOOD_CONNECTIONS = 80
-FLOOD = r"""
-import json, smtplib, sys, time
-server, source, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-replies = {}
-t0 = time.monotonic()
-for _ in range(count):
-    s = smtplib.SMTP(local_hostname="flood.remote-c.test", timeout=30, source_address=(source, 0))
-    try:
-        code, msg = s.connect(server, 25)
-        replies.setdefault("%d %s" % (code, msg.decode(errors="replace")[:60]), 0)
-        replies["%d %s" % (code, msg.decode(errors="replace")[:60])] += 1
-        s.quit()
-    except smtplib.SMTPServerDisconnected:
-        replies["disconnected"] = replies.get("disconnected", 0) + 1
-    s.close()
-print(json.dumps({"replies": replies, "seconds": time.monotonic() - t0}))
-"""
 
 
 @pytest.fixture
 def flood_address():
-    net = internet()
-    dev = net.check_output("ip -o -4 route show default | awk '{print $5}'") or "eth0"
-    net.check_output(f"ip addr add {FLOOD_ADDRESS}/32 dev {dev}")
-    yield FLOOD_ADDRESS
-    net.run(f"ip addr del {FLOOD_ADDRESS}/32 dev {dev}")
+    with extra_address(internet(), FLOOD_ADDRESS) as address:
+        yield address
 
 
 def test_a_flood_from_one_client_is_slowed_without_affecting_another(flood_address, figure):
@@ -146,10 +119,8 @@ def test_a_flood_from_one_client_is_slowed_without_affecting_another(flood_addre
     another client is accepted and delivered."""
     mx = MXS[0]
     rate = int(lab_host(mx).check_output("postconf -h smtpd_client_connection_rate_limit"))
-    cmd = f"python3 -c {shlex.quote(FLOOD)} {fqdn(mx)} {flood_address} {FLOOD_CONNECTIONS}"
-    result = json.loads(internet().check_output(cmd))
-    greeted = sum(n for r, n in result["replies"].items() if r.startswith("220 "))
-    limited = sum(n for r, n in result["replies"].items() if r.startswith("421 ") and "too many" in r)
+    result = flood(internet(), fqdn(mx), flood_address, FLOOD_CONNECTIONS)
+    greeted, limited = result["greeted"], result["limited"]
     figure(
         f"{FLOOD_CONNECTIONS} connections from {flood_address} to {mx} in {result['seconds']:.1f} s: "
         f"{greeted} greeted, {limited} turned away with 421 (limit {rate} a minute): {result['replies']}"

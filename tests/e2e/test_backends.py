@@ -15,8 +15,8 @@ import subprocess
 import time
 import uuid
 
+from e2e import copies, delete, post, queue_size, recipients, wait_copies, wait_empty_queues
 from test_lab import HOSTVARS, TOP, group, lab_host
-from test_relays import copies, delete, post, queue_size, recipients, wait_copies, wait_empty_queues
 
 LIST = "announce@lists.mailstack.test"
 MEMBERS = {"alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"}

@@ -8,44 +8,18 @@ a tier reaches the ports it needs, a host of another tier does not.
 import json
 
 import pytest
+import smtpclient
 from test_lab import HOSTVARS, group, lab_host
-
-PROBE = r"""
-import json, socket, sys
-out = {}
-for target in sys.argv[1:]:
-    addr, port = target.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-    s.settimeout(2)
-    try:
-        s.connect((addr.strip("[]"), int(port)))
-        out[target] = "open"
-    except ConnectionRefusedError:
-        out[target] = "refused"
-    except OSError as e:
-        out[target] = "dropped" if isinstance(e, TimeoutError) else str(e)
-    finally:
-        s.close()
-print(json.dumps(out))
-"""
 
 
 def probe(source: str, targets: list[str]) -> dict[str, str]:
     """Connect from lab host `source` to each "address:port"; open, refused or dropped."""
-    host = lab_host(source)
-    return json.loads(host.check_output("python3 -c %s " + " ".join(["%s"] * len(targets)), PROBE, *targets))
+    return smtpclient.probe(lab_host(source), targets)
 
 
 def public_listeners(name: str) -> list[int]:
     """TCP ports `name` listens on beyond loopback."""
-    ports = set()
-    for line in lab_host(name).check_output("ss -Hltn").splitlines():
-        local = line.split()[3]
-        addr, port = local.rsplit(":", 1)
-        if addr.startswith("127.") or addr in ("[::1]",) or "%lo" in addr:
-            continue
-        ports.add(int(port))
-    return sorted(ports)
+    return smtpclient.public_listeners(lab_host(name))
 
 
 def address(name: str) -> str:
@@ -76,9 +50,11 @@ def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer():
     inner = {(backend, 8001), (db, 5432), (store, 2049), (web, 8000), (web, 11211)}
     assert inner <= {targets[t] for t in closed}, inner - {targets[t] for t in closed}
     unused = len(seen) - len(opened) - len(closed)  # allowed, but nothing listens (yet)
-    print(f"\n{len(seen)} ports on {len(TIER_HOSTS)} hosts probed from the internet: "
-          f"{len(opened)} open ({', '.join(f'{h}:{p}' for h, p in opened)}), {len(closed)} listening "
-          f"ports closed by the firewall, {unused} allowed with nothing listening")
+    print(
+        f"\n{len(seen)} ports on {len(TIER_HOSTS)} hosts probed from the internet: "
+        f"{len(opened)} open ({', '.join(f'{h}:{p}' for h, p in opened)}), {len(closed)} listening "
+        f"ports closed by the firewall, {unused} allowed with nothing listening"
+    )
 
 
 @pytest.mark.parametrize(

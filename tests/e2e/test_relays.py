@@ -15,58 +15,25 @@ import time
 import uuid
 
 import pytest
+from e2e import (
+    MX,
+    copies,
+    delete,
+    internet,
+    once_each,
+    post,
+    queue_size,
+    recipients,
+    wait_copies,
+    wait_empty_queues,
+)
 from test_lab import HOSTVARS, TOP, group, lab_host, send
 
 BULK = "bulk@lists.mailstack.test"
 BULK_MEMBERS = 1000
-STORE = "/var/mail/internet"
 INTERNET = group("lab_internet")[0]
 BACKEND = group("mailman_core")[0]
 RELAYS = group("relays")
-MX = group("mx")[0]
-
-
-def internet():
-    return lab_host(INTERNET)
-
-
-def copies(token: str) -> list[str]:
-    """The stored files that contain token."""
-    out = internet().run(f"grep -rlF -e {shlex.quote(token)} {STORE}")
-    return out.stdout.split()
-
-
-def wait_copies(token: str, want: int, timeout: float = 300) -> list[str]:
-    """The stored files containing token, once want of them are there and no more arrive (or timeout)."""
-    deadline = time.monotonic() + timeout
-    found: list[str] = []
-    while time.monotonic() < deadline:
-        found = copies(token)
-        if len(found) >= want:
-            time.sleep(3)  # a duplicate would arrive now, not later
-            return copies(token)
-        time.sleep(1)
-    return found
-
-
-def delete(files: list[str]) -> None:
-    for start in range(0, len(files), 500):
-        internet().run("rm -f " + " ".join(shlex.quote(f) for f in files[start : start + 500]))
-
-
-def recipients(files: list[str]) -> list[str]:
-    """The Delivered-To of each stored copy."""
-    script = (
-        "import sys\nfor p in sys.argv[1:]:\n"
-        "    for line in open(p, errors='replace'):\n"
-        "        if line.startswith('Delivered-To:'):\n"
-        "            print(line.split()[1]); break\n"
-    )
-    out = []
-    for start in range(0, len(files), 500):
-        chunk = files[start : start + 500]
-        out += internet().check_output(f"python3 -c {shlex.quote(script)} " + " ".join(chunk)).split()
-    return out
 
 
 def relay_shares(
@@ -97,42 +64,11 @@ def relay_shares(
     return total
 
 
-def post(list_address: str, token: str, via: str = MX) -> None:
-    """Post from the internet host through an MX (by its name), as a list member's mail would come."""
-    send(internet(), f"{via}.lab.mailstack.test", "sender@remote-a.test", [list_address], [token])
-
-
-def queue_size(host: str) -> int:
-    """Messages in every Postfix instance's queue of a lab host."""
-    h = lab_host(host)
-    total = 0
-    for instance in h.check_output("postmulti -l | awk '{print $1}'").split():
-        out = h.run(f"postmulti -i {instance} -x postqueue -j").stdout
-        total += len([line for line in out.splitlines() if line.strip()])
-    return total
-
-
-def wait_empty_queues(hosts: list[str], timeout: float = 180) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    sizes = {}
-    while time.monotonic() < deadline:
-        sizes = {h: queue_size(h) for h in hosts}
-        if not any(sizes.values()):
-            break
-        for h in hosts:
-            if sizes[h]:
-                lab_host(h).run("postmulti -a -x postqueue -f 2>/dev/null || true")
-        time.sleep(3)
-    return sizes
-
-
 def check_once_each(token: str, files: list[str], what: str) -> None:
-    got = recipients(files)
-    duplicates = len(got) - len(set(got))
     expected = {f"member{i}@remote-{'abcd'[i % 4]}.test" for i in range(BULK_MEMBERS)}
-    print(f"{what}: {len(set(got) & expected)}/{BULK_MEMBERS} delivered, {duplicates} duplicates")
-    assert duplicates == 0
-    assert set(got) == expected
+    count = once_each(recipients(files), expected)
+    print(f"{what}: {count}")
+    assert count.exact, count
 
 
 DKIM_VERIFY = r"""

@@ -9,9 +9,8 @@ import subprocess
 import time
 import uuid
 
-from e2e import POSTFIX_HOSTS, mx_hosts
+from e2e import POSTFIX_HOSTS, STORE, delete, internet, mx_hosts, wait_empty_queues
 from test_lab import TOP, group, lab_host
-from test_relays import STORE, delete, internet, wait_empty_queues
 
 LIST = "announce@lists.mailstack.test"
 MEMBERS = ["alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"]

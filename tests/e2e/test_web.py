@@ -14,8 +14,8 @@ import shlex
 import time
 import uuid
 
+from e2e import delete, internet, post, wait_copies
 from test_lab import HOSTVARS, group, lab_host
-from test_relays import delete, internet, post, wait_copies
 
 SITE = "lists.lab.mailstack.test"
 PROXY = group("proxy")[0]
