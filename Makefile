@@ -72,8 +72,14 @@ molecule: bootstrap
 # docs/benchmarks/README.md. smtp_acceptance makes and converges its own container (network
 # bench-smtp, 172.31.19.0/24), measures with one message per connection, then again (--reuse) with
 # kept connections on two cells, and removes it; BENCH_ARGS goes to the first run (e.g. --quick).
+# Then the lab ones: fanout posts to the lab's lists on a converged lab (scripts/lab ensure), and
+# provisioning rebuilds the lab from nothing (cold site.yml), then times no-change runs and a relay
+# added and removed; it leaves the lab converged.
 BENCH_ARGS ?=
-bench:
+bench: bootstrap
 	@python bench/filters.py
 	@python bench/smtp_acceptance.py --keep $(BENCH_ARGS)
 	@python bench/smtp_acceptance.py --reuse --kept-connection --quick --no-ablation
+	@scripts/lab ensure
+	@python bench/fanout.py
+	@python bench/provisioning.py

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Issue 15, part 2: where the time goes from one post to every member's inbox, stage by stage.
+
+    .venv/bin/python bench/fanout.py [--repeats 3] [--lists announce,bulk,crowd] [--no-write]
+
+Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
+list domain's first MX over SMTP (tests/smtpclient.py, run inside the internet container); the
+clock starts at the MX's 250 after DATA. Then, from the logs of every host (journald's
+microsecond timestamps; postfix-out's own maillog_file) and the stored copies' modification times,
+each post's path is cut into stages by its Message-ID, which Mailman keeps in every copy:
+
+  MX -> back-end    the MX hands the post to the active back-end's Postfix (last `status=sent` on the MX)
+  -> Mailman        the back-end's Postfix hands it to Mailman over LMTP (its `status=sent`)
+  Mailman first     Mailman's runners (in, pipeline, out) until postfix-out takes the first copy
+  Mailman last      ... until postfix-out takes the last one (the out runners handing copies out)
+  postfix-out       until postfix-out has handed the last copy to a relay
+  relays            until the last relay has handed the last copy to the internet host
+  first/last copy   the first and the last copy stored on the internet host
+
+All times are seconds after the MX's 250. The containers share the machine's clock. Each list is
+posted to --repeats times, one post at a time, every copy counted (a lost or duplicated copy
+ends the benchmark); the table gives medians. Writes the section "fanout" of
+docs/benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import testinfra
+from benchlib import ROOT, machine, markdown_table, text_table, write_section
+from smtpclient import first_refusal, message, send
+
+LAB = "mailstack-lab-"
+DOMAIN = "lists.mailstack.test"
+LISTS = {  # the lab's lists (inventories/lab/group_vars/mailman_core): name -> members
+    "announce": 4,
+    "bulk": 1000,
+    "crowd": 2000,
+}
+SENDER = "sender@remote-a.test"
+HELO = "internet.lab.mailstack.test"
+STORE = "/var/mail/internet"
+STAGES = [
+    ("mx", "MX -> back-end"),
+    ("lmtp", "-> Mailman (LMTP)"),
+    ("out_first", "Mailman, first copy"),
+    ("out_last", "Mailman, last copy"),
+    ("out_sent", "postfix-out -> relays"),
+    ("relay_sent", "relays -> internet"),
+    ("stored_first", "first copy stored"),
+    ("stored_last", "last copy stored"),
+]
+
+# journalctl -o short-iso-precise: 2026-11-30T15:00:00.123456+00:00 host postfix/cleanup[1]: ...
+ISO = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+[+-]\d\d:\d\d) \S+ (\S+?)\[\d+\]: (.*)$")
+# Postfix's maillog_file: Nov 30 15:00:00.123456 host postfix-out/cleanup[1]: ...
+MAILLOG = re.compile(r"^([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d\.\d+) \S+ (\S+?)\[\d+\]: (.*)$")
+# A queue ID (short: hex; long: digits and letters) and the rest of the line.
+QUEUE_LINE = re.compile(r"^([0-9A-Za-z]{6,}): (.*)$")
+
+
+def parse_time(stamp: str, year: int) -> float:
+    """Epoch seconds of a journald ISO stamp or a maillog_file stamp (no year: the given one, UTC)."""
+    if "T" in stamp:
+        return datetime.fromisoformat(stamp).timestamp()
+    return datetime.strptime(f"{year} {stamp}", "%Y %b %d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+
+
+def postfix_events(lines: list[str], message_id: str, year: int) -> dict[str, list[float]]:
+    """From Postfix log lines: when each message carrying message_id was taken in (its cleanup
+    line, `accepted`) and each delivery of it that succeeded (`sent`), in epoch seconds."""
+    parsed = []
+    for line in lines:
+        m = ISO.match(line) or MAILLOG.match(line)
+        if not m:
+            continue
+        q = QUEUE_LINE.match(m.group(3))
+        if q:
+            parsed.append((parse_time(m.group(1), year), q.group(1), q.group(2)))
+    ids = {qid for _, qid, text in parsed if text == f"message-id=<{message_id}>"}
+    out: dict[str, list[float]] = {"accepted": [], "sent": []}
+    for t, qid, text in parsed:
+        if qid not in ids:
+            continue
+        if text.startswith("message-id="):
+            out["accepted"].append(t)
+        elif "status=sent" in text:
+            out["sent"].append(t)
+    return out
+
+
+def docker(host: str, command: str) -> str:
+    proc = subprocess.run(
+        ["docker", "exec", LAB + host, "bash", "-c", command], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        sys.exit(f"fanout: {host}: {command}: {proc.stderr.strip()[:500]}")
+    return proc.stdout
+
+
+def inventory() -> dict:
+    out = subprocess.run(
+        [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(ROOT / "inventories/lab"), "--list"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout)
+
+
+def journal(host: str, since: float) -> list[str]:
+    """The host's Postfix log lines (cleanup, smtp, lmtp) in journald since `since` (epoch)."""
+    tags = "-t postfix/cleanup -t postfix/smtp -t postfix/lmtp"
+    cmd = f"journalctl -o short-iso-precise --no-pager --since @{int(since) - 1} {tags}"
+    return docker(host, cmd).splitlines()
+
+
+def stored(token: str) -> list[tuple[str, float]]:
+    """(recipient, modification time) of every stored copy that carries token."""
+    script = (
+        "import os, sys\n"
+        "for root, _, files in os.walk(sys.argv[1]):\n"
+        "    for f in files:\n"
+        "        p = os.path.join(root, f)\n"
+        "        with open(p, 'rb') as fh: head = fh.read(65536)\n"
+        "        if sys.argv[2].encode() in head:\n"
+        "            to = head.split(b'Delivered-To: ', 1)[1].split(b'\\n', 1)[0].decode().strip()\n"
+        "            print(to, os.stat(p).st_mtime)\n"
+    )
+    out = docker("internet", f"python3 -c {shlex.quote(script)} {STORE} {shlex.quote(token)}")
+    return [(line.split()[0], float(line.split()[1])) for line in out.splitlines()]
+
+
+def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], active: str) -> dict:
+    """Post once to list `name`; every stage's time (seconds after the MX's 250)."""
+    token = f"fanout-{uuid.uuid4().hex[:12]}"
+    message_id = f"{token}@remote-a.test"
+    address = f"{name}@{DOMAIN}"
+    msg = message(SENDER, address, f"fanout {token}", f"<{message_id}>")
+    mx = hosts["mx"][0]
+    since = time.time()
+    result = send(internet, f"{mx}.lab.mailstack.test", SENDER, [address], msg, helo=HELO, timeout=60)
+    t250 = time.time()
+    if first_refusal(result) is not None:
+        sys.exit(f"fanout: {address} refused: {result}")
+    deadline = t250 + 600
+    copies = stored(token)
+    while len(copies) < members and time.time() < deadline:
+        time.sleep(1 if members < 100 else 3)
+        copies = stored(token)
+    time.sleep(3)  # a duplicate would come right behind
+    copies = stored(token)
+    recipients = [to for to, _ in copies]
+    if len(copies) != members or len(set(recipients)) != members:
+        distinct = len(set(recipients))
+        sys.exit(f"fanout: {address}: {len(copies)} copies for {members} members, {distinct} distinct")
+    year = datetime.now(UTC).year
+    mx_events = postfix_events(journal(mx, since), message_id, year)
+    core = postfix_events(journal(active, since), message_id, year)
+    out = postfix_events(docker(active, "cat /var/log/postfix-out.log").splitlines(), message_id, year)
+    relay_sent = []
+    for relay in hosts["relays"]:
+        relay_sent += postfix_events(journal(relay, since), message_id, year)["sent"]
+    docker("internet", f"grep -rlF {shlex.quote(token)} {STORE} | xargs -r rm -f")
+    found = {
+        "MX sent": mx_events["sent"],
+        "LMTP sent": core["sent"],
+        "postfix-out accepted": out["accepted"],
+        "postfix-out sent": out["sent"],
+        "relays sent": relay_sent,
+    }
+    missing = [what for what, times in found.items() if not times]
+    if missing:
+        sys.exit(f"fanout: {address}: no log lines for {missing} of {message_id}")
+    mtimes = [t for _, t in copies]
+    return {
+        "mx": max(mx_events["sent"]) - t250,
+        "lmtp": max(core["sent"]) - t250,
+        "out_first": min(out["accepted"]) - t250,
+        "out_last": max(out["accepted"]) - t250,
+        "out_sent": max(out["sent"]) - t250,
+        "relay_sent": max(relay_sent) - t250,
+        "stored_first": min(mtimes) - t250,
+        "stored_last": max(mtimes) - t250,
+        "accept": t250 - since,
+        "messages": len(out["accepted"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lists", default=",".join(LISTS), help="lab lists to post to (comma-separated)")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args()
+    inv = inventory()
+    hosts = {g: inv.get(g, {}).get("hosts", []) for g in ("mx", "mailman_core", "relays")}
+    hostvars = inv["_meta"]["hostvars"]
+    active = next(h for h in hosts["mailman_core"] if hostvars[h].get("mailstack__active_backend"))
+    internet = testinfra.get_host(f"docker://{LAB}internet")
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = machine()
+    rows = []
+    for name in args.lists.split(","):
+        members = LISTS[name]
+        runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
+        med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
+        rows.append(
+            (f"{name} ({members})", f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
+             f"{rate:.0f}", f"{med['messages']:.0f}")
+        )
+        print(f"{name}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
+    header = ["list (members)", "250 after", *(label for _, label in STAGES)]
+    header += ["recipients/s", "postfix-out messages"]
+    print(text_table(header, rows))
+    if args.no_write:
+        return
+    body = (
+        "## List fan-out, stage by stage (issue 15, part 2)\n\n"
+        f"Written by `bench/fanout.py {' '.join(sys.argv[1:])}`".rstrip()
+        + f" on {started}. Machine: {load_before} (before), {machine()} (after). "
+        f"The lab as converged: {len(hosts['mx'])} MX nodes, the active back-end {active}, "
+        f"{len(hosts['relays'])} relays. Medians of {args.repeats} posts per list, one at a time.\n\n"
+        "Each column is seconds after the MX's 250 (\"250 after\": the SMTP session until then, "
+        "scanning included), read from the hosts' Postfix logs by the post's Message-ID and from the "
+        "stored copies' times: the MX hands the post to the back-end, the back-end to Mailman over LMTP, "
+        "Mailman's runners hand the first and the last copy to postfix-out, postfix-out its last copy to "
+        "a relay, the relays their last copy to the internet host, which stores the first and the last. "
+        "recipients/s: members / the last copy's time. postfix-out messages: the messages Mailman "
+        "handed out (each to up to `mailman_core__max_recipients` members).\n\n"
+        + markdown_table(header, rows)
+        + "\n"
+    )
+    print(f"written to {write_section('fanout', body)}")
+
+
+if __name__ == "__main__":
+    main()
