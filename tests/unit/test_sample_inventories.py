@@ -1,0 +1,58 @@
+"""The sample inventories (inventories/*-sample) as Ansible reads them: each parses, and the topology
+derived from it is the layout its README describes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "filter_plugins"))
+
+from mailstack import mailstack_topology  # noqa: E402
+
+
+def read(name: str) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """(groups, hostvars) of inventories/<name>, every group with its children's hosts."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    env.setdefault("ANSIBLE_HOME", str(ROOT / ".cache" / "ansible"))
+    out = subprocess.run(
+        [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(ROOT / "inventories" / name), "--list"],
+        capture_output=True, text=True, check=True, cwd=ROOT, env=env,
+    )
+    data = json.loads(out.stdout)
+
+    def hosts(group: str) -> list[str]:
+        node = data.get(group, {})
+        found = list(node.get("hosts", []))
+        for child in node.get("children", []):
+            found += [h for h in hosts(child) if h not in found]
+        return found
+
+    groups = {g: hosts(g) for g in data if g != "_meta"}
+    return groups, data["_meta"]["hostvars"]
+
+
+def test_the_production_sample_is_a_cluster():
+    topo = mailstack_topology(*read("production-sample"))
+    assert topo["single_server"] is False
+    assert topo["inbound_hosts"] == ["mx1.example.org", "mx2.example.org"]
+    assert topo["backend_active"] == "lists1.example.org"
+    assert len(topo["relay_next_hops"]) == 3
+
+
+def test_the_single_server_sample_is_one_host_that_scans_on_port_25():
+    groups, hostvars = read("single-server-sample")
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["single_server"] is True
+    assert topo["inbound_hosts"] == ["lists.example.org"] == topo["groups"]["db"]
+    assert topo["list_domains"] == ["lists.example.org"]
+    assert topo["relay_next_hops"] == []  # postfix-out delivers by MX lookup
+    smtp = next(r for r in topo["ingress"]["lists.example.org"] if r["ports"] == [25])
+    assert smtp["sources"] == []  # from anyone
+    # The scanning settings of the MX nodes apply to the server itself.
+    server = hostvars["lists.example.org"]
+    assert server["rspamd__milter_default_action"] == "tempfail"
+    assert server["clamav__freshclam_enabled"] is True
+
