@@ -152,6 +152,13 @@ def first_refusal(result: dict):
     return next((s for s in result["steps"] if not 200 <= s[1] < 400), None)
 
 
+def refused(result: dict) -> tuple[str, int, str]:
+    """The first refusal (step, code, text) of a transaction that must have been refused."""
+    got = first_refusal(result)
+    assert got is not None, f"everything was accepted: {result}"
+    return tuple(got)
+
+
 # The attack contents both the MX scenarios and the end-to-end suite send: GTUBE in the body, the
 # EICAR string as an attachment and inline. Each gives message()'s keyword arguments.
 ATTACK_CONTENTS = {
@@ -159,6 +166,27 @@ ATTACK_CONTENTS = {
     "EICAR attached": {"attachment": EICAR.encode()},
     "EICAR inline": {"body": f"Look:\n{EICAR}\n"},
 }
+
+# The name the lab's custom ClamAV signature gives EICAR (inventories/lab/group_vars/mx/clamav.yml).
+VIRUS = "Mailstack.Test.EICAR.UNOFFICIAL"
+
+
+def assert_refused_as_attack(content: str, refusal) -> None:
+    """A message with ATTACK_CONTENTS[content] was refused as the scanning path must: 554 after
+    DATA, naming GTUBE's pattern (rspamd) or the virus (clamd through rspamd)."""
+    assert refusal is not None, f"{content}: the message was accepted"
+    step, code, text = refusal
+    assert (step, code) == ("data", 554), refusal
+    if content == "GTUBE":
+        assert text.startswith("5.7.1") and "Gtube pattern" in text, refusal
+    else:
+        assert text == f'5.7.1 clamav: virus found: "{VIRUS}"', refusal
+
+
+def peer(host, name: str):
+    """Another host of the testinfra host's Ansible inventory (a molecule scenario's)."""
+    return host.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory)
+
 
 FLOOD = r"""
 import json, smtplib, sys, time
