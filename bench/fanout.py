@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 15, part 2: where the time goes from one post to every member's inbox, stage by stage.
 
-    .venv/bin/python bench/fanout.py [--repeats 3] [--lists announce,bulk,crowd] [--no-write]
+    .venv/bin/python bench/fanout.py [--repeats 3] [--lists announce,bulk,crowd]
+                                     [--runner-sleep 1s,0.1s] [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
 list domain's first MX over SMTP (tests/smtpclient.py, run inside the internet container); the
@@ -18,6 +19,10 @@ each post's path is cut into stages by its Message-ID, which Mailman keeps in ev
   first/last stored   the first and the last copy stored on the internet host
 postfix-out's own log (maillog_file) has whole seconds only: it gives the number of messages
 Mailman handed out, not times.
+
+With --runner-sleep, each value of mailman_core__runner_sleep_time (how long Mailman's runners
+sleep on an empty queue) is applied to the back-ends first (playbooks/mailman_core.yml with -e),
+the lists posted to, and the inventory's own setting applied again at the end.
 
 All times are seconds after the MX's 250. The containers share the machine's clock. Each list is
 posted to --repeats times, one post at a time, every copy counted (a lost or duplicated copy
@@ -122,23 +127,22 @@ def inventory() -> dict:
 
 
 def journal(host: str, since: float) -> list[str]:
-    """The host's Postfix log lines (cleanup, smtp, lmtp) in journald since `since` (epoch)."""
-    tags = "-t postfix/cleanup -t postfix/smtp -t postfix/lmtp"
-    cmd = f"journalctl -o short-iso-precise --no-pager --since @{int(since) - 1} {tags}"
+    """The log lines of the host's primary Postfix instance in journald since `since` (epoch): every
+    daemon's, whatever its syslog name (the MX's transport to the back-end logs as postfix/relay/smtp)."""
+    cmd = f"journalctl -o short-iso-precise --no-pager --since @{int(since) - 1} -u postfix@-.service"
     return docker(host, cmd).splitlines()
 
 
 def stored(token: str) -> list[tuple[str, float]]:
     """(recipient, modification time) of every stored copy that carries token."""
+    # Only the Maildirs' new/ (tmp/ holds copies being written, which move away during the walk).
     script = (
-        "import os, sys\n"
-        "for root, _, files in os.walk(sys.argv[1]):\n"
-        "    for f in files:\n"
-        "        p = os.path.join(root, f)\n"
-        "        with open(p, 'rb') as fh: head = fh.read(65536)\n"
-        "        if sys.argv[2].encode() in head:\n"
-        "            to = head.split(b'Delivered-To: ', 1)[1].split(b'\\n', 1)[0].decode().strip()\n"
-        "            print(to, os.stat(p).st_mtime)\n"
+        "import glob, os, sys\n"
+        "for p in glob.glob(os.path.join(sys.argv[1], '*', 'new', '*')):\n"
+        "    with open(p, 'rb') as fh: head = fh.read(65536)\n"
+        "    if sys.argv[2].encode() in head:\n"
+        "        to = head.split(b'Delivered-To: ', 1)[1].split(b'\\n', 1)[0].decode().strip()\n"
+        "        print(to, os.stat(p).st_mtime)\n"
     )
     out = docker("internet", f"python3 -c {shlex.quote(script)} {STORE} {shlex.quote(token)}")
     return [(line.split()[0], float(line.split()[1])) for line in out.splitlines()]
@@ -201,12 +205,45 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     }
 
 
+CPU_USEC = (
+    "cg=$(systemctl show -P ControlGroup mailman3.service); f=/sys/fs/cgroup$cg/cpu.stat; "
+    "[ -f $f ] || f=/sys/fs/cgroup/unified$cg/cpu.stat; awk '/^usage_usec/ {print $2}' $f"
+)
+
+
+def idle_cpu(active: str, seconds: float = 30) -> float:
+    """Milliseconds of CPU per second Mailman (every runner) spends on the active back-end with no mail."""
+    before = int(docker(active, CPU_USEC))
+    time.sleep(seconds)
+    return (int(docker(active, CPU_USEC)) - before) / 1000 / seconds
+
+
+def apply_runner_sleep(value: str | None, active: str) -> None:
+    """Converge the back-ends with mailman_core__runner_sleep_time = value (None: the inventory's),
+    then wait until the active back-end's Mailman takes LMTP again."""
+    extra = ["-e", f"mailman_core__runner_sleep_time={value}"] if value else []
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "lab"), "play", "playbooks/mailman_core.yml", *extra],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        out = f"{proc.stdout[-3000:]}\n{proc.stderr[-1000:]}"
+        sys.exit(f"fanout: mailman_core.yml {' '.join(extra)} failed:\n{out}")
+    deadline = time.monotonic() + 120
+    probe = ["docker", "exec", LAB + active, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8024"]
+    while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            sys.exit(f"fanout: Mailman's LMTP on {active} did not answer within 120 s")
+        time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lists", default=",".join(LISTS), help="lab lists to post to (comma-separated)")
+    parser.add_argument("--runner-sleep", default="", help="values of mailman_core__runner_sleep_time")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     inv = inventory()
@@ -217,18 +254,30 @@ def main() -> None:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = machine()
     rows = []
-    for name in args.lists.split(","):
-        members = LISTS[name]
-        runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
-        med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
-        rows.append(
-            (f"{name} ({members})", f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
-             f"{rate:.0f}", f"{med['messages']:.0f}")
-        )
-        print(f"{name}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
+    settings = args.runner_sleep.split(",") if args.runner_sleep else [""]
+    try:
+        for sleep in settings:
+            if sleep:
+                apply_runner_sleep(sleep, active)
+            # One post first, not counted: the first after Mailman (re)started is slower.
+            post_once(internet, "announce", LISTS["announce"], hosts, active)
+            idle = idle_cpu(active)
+            for name in args.lists.split(","):
+                members = LISTS[name]
+                runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
+                med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+                rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
+                label = f"{name} ({members})" + (f", runners sleep {sleep}" if sleep else "")
+                rows.append(
+                    (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
+                     f"{rate:.0f}", f"{med['messages']:.0f}", f"{idle:.1f}")
+                )
+                print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
+    finally:
+        if args.runner_sleep:
+            apply_runner_sleep(None, active)
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
-    header += ["recipients/s", "postfix-out messages"]
+    header += ["recipients/s", "postfix-out messages", "Mailman idle CPU ms/s"]
     print(text_table(header, rows))
     if args.no_write:
         return
@@ -244,7 +293,10 @@ def main() -> None:
         "a relay takes the first and the last message Mailman made (through postfix-out), the relays "
         "hand their last copy to the internet host, which stores the first and the last. "
         "recipients/s: members / the last copy's time. postfix-out messages: the messages Mailman "
-        "handed out (each to up to `mailman_core__max_recipients` members).\n\n"
+        "handed out (each to up to `mailman_core__max_recipients` members). Mailman idle CPU: what all "
+        "of Mailman's runners used on the active back-end over 30 s without mail, before the posts. "
+        "A post to the 4-member list precedes each setting's posts, uncounted (the first post after "
+        "Mailman starts is slower).\n\n"
         + markdown_table(header, rows)
         + "\n"
     )
