@@ -43,9 +43,12 @@ def reconfigured(changes):
 def test_adding_ten_thousand_members_takes_seconds(reconfigured):
     proc, _ = reconfigured
     assert rest("lists/bulk2.lists.web.test/roster/member?count=1&page=1")["total_size"] == 10000
-    # The list task's own time (profile_tasks): seconds, not minutes.
+    # The list task's own time (profile_tasks). It includes waiting for Mailman's REST API after
+    # the restart this run causes (72.5 s in one make test at load 7, 6.7 s for the members on an
+    # idle host), so the bound is loose; one REST call per member takes about 5.5 min for 10,000
+    # (roles/mailman_core/README.md), Mailman's addmembers about 4 min 15 s.
     took = re.search(r"Make domains and lists match the data -+ ([0-9.]+)s", proc.stdout)
-    assert took and float(took.group(1)) < 60, proc.stdout[-2000:]
+    assert took and float(took.group(1)) < 240, proc.stdout[-2000:]
 
 
 def wait_for_runners(backend, timeout=60):
