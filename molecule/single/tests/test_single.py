@@ -57,7 +57,7 @@ def attempt(host, rcpts: list[str], msg: bytes | None, **kwargs) -> dict:
 
 def copies(host, token: str) -> list[str]:
     """The stored copies (files) that carry token."""
-    out = host.run(f"grep -rlF {token} {STORE} --include='*' 2>/dev/null")
+    out = host.run(f"grep -rlF {token} {STORE} 2>/dev/null")
     return [f for f in out.stdout.split() if "/new/" in f]
 
 
