@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from e2e import POSTFIX_HOSTS, STORE, delete, internet, mx_hosts, wait_empty_queues
+from e2e import POSTFIX_HOSTS, copies, delete, headers, internet, mx_hosts, wait_empty_queues
 from test_lab import TOP, group, lab_host
 
 LIST = "announce@lists.mailstack.test"
@@ -126,24 +126,13 @@ def test_a_setting_rolled_over_every_mx_while_mail_is_sent_loses_and_refuses_not
         delete(paths)
 
 
-BY_TOKEN = r"""
-import email.parser, json, os, sys
-found, paths = {}, []
-for root, _, files in os.walk(sys.argv[1]):
-    for name in files:
-        path = os.path.join(root, name)
-        with open(path, "rb") as f:
-            h = email.parser.BytesHeaderParser().parse(f)
-        words = (h["Subject"] or "").split()
-        if words and words[-1].startswith(sys.argv[2]):
-            found.setdefault(words[-1], []).append(h["Delivered-To"])
-            paths.append(path)
-print(json.dumps([found, paths]))
-"""
-
-
 def by_token(prefix: str) -> tuple[dict[str, list[str]], list[str]]:
-    """The stored copies whose subject ends in a token of prefix: recipients by token, and files."""
-    out = internet().check_output(f"python3 -c {shlex.quote(BY_TOKEN)} {STORE} {shlex.quote(prefix)}")
-    found, paths = json.loads(out)
+    """The stored copies of the posts whose subject ends in a token of prefix: recipients by
+    token, and the files."""
+    paths = copies(prefix)
+    found: dict[str, list[str]] = {}
+    for copy in headers(paths):
+        words = (copy["subject"] or "").split()
+        if words and words[-1].startswith(prefix):
+            found.setdefault(words[-1], []).append(copy["to"])
     return found, paths
