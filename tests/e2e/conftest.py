@@ -2,7 +2,8 @@
 attackers would, observed from inside only to count copies and queues (`make e2e`).
 
 Every check reports its figure through the `figure` fixture; the figures are printed together at
-the end of the run ("figures" section), whether the check passed or failed.
+the end of the run ("figures" section), whether the check passed or failed. A check that passes
+without reporting a figure is an error of the suite.
 """
 
 import sys
@@ -15,15 +16,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: smtpclie
 _FIGURES: list[tuple[str, str]] = []
 
 
+def _name(item) -> str:
+    return item.nodeid.split("::", 1)[-1]
+
+
 @pytest.fixture
 def figure(request):
     """figure(text): record one figure of this check (also printed when the check runs)."""
 
     def record(text: str) -> None:
-        _FIGURES.append((request.node.nodeid.split("::", 1)[-1], text))
+        _FIGURES.append((_name(request.node), text))
         print(text)
 
     return record
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.passed and not any(n == _name(item) for n, _ in _FIGURES):
+        report.outcome = "failed"
+        report.longrepr = f"{_name(item)} passed without reporting its figure (the figure fixture)"
 
 
 def pytest_terminal_summary(terminalreporter):

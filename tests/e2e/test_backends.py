@@ -54,7 +54,7 @@ def waiting_in_queue(host: str, queue: str) -> int:
     return int(lab_host(host).check_output(f"find {SHARE}/queue/{queue} -name '*.pck' | wc -l"))
 
 
-def test_the_standby_has_mailman_configured_but_masked_and_gets_no_mail():
+def test_the_standby_has_mailman_configured_but_masked_and_gets_no_mail(figure):
     assert mailman_state(ACTIVE) == ("enabled", "active")
     assert mailman_state(STANDBY) == ("masked", "inactive")
     standby = lab_host(STANDBY)
@@ -71,20 +71,20 @@ def test_the_standby_has_mailman_configured_but_masked_and_gets_no_mail():
         config = lab_host(mx).check_output("postconf -n")
         assert f"[{address(ACTIVE)}]:25" in config
         assert address(STANDBY) not in config
-    print(f"{ACTIVE} runs Mailman, {STANDBY} is masked; the MX nodes send to {ACTIVE} only")
+    figure(f"{ACTIVE} runs Mailman, {STANDBY} is masked; the MX nodes send to {ACTIVE} only")
 
 
-def test_the_share_is_served_to_the_back_ends_only():
+def test_the_share_is_served_to_the_back_ends_only(figure):
     """ganesha listens on 2049 on the storage host; its export and the firewall admit the back-ends only."""
     config = lab_host(STORE).check_output("cat /etc/ganesha/mailstack-exports.conf")
     assert f"Clients = {address(ACTIVE)}, {address(STANDBY)};" in config
     probe = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{address(STORE)}/2049' && echo open || echo closed"
     got = {host: lab_host(host).check_output(probe) for host in [*BACKENDS, MX[0], RELAYS[0]]}
-    print(f"NFS port 2049 of {STORE} from: {got}")
+    figure(f"NFS port 2049 of {STORE} from: {got}")
     assert got == {ACTIVE: "open", STANDBY: "open", MX[0]: "closed", RELAYS[0]: "closed"}
 
 
-def test_preflight_refuses_two_active_back_ends(tmp_path):
+def test_preflight_refuses_two_active_back_ends(tmp_path, figure):
     extra = tmp_path / "two-active.yml"
     extra.write_text(json.dumps({"all": {"children": {"mailman_core": {"hosts": {
         STANDBY: {"mailstack__active_backend": True}}}}}}))
@@ -92,9 +92,10 @@ def test_preflight_refuses_two_active_back_ends(tmp_path):
     assert run.returncode != 0
     assert f"two or more active back-ends on one share: {ACTIVE}, {STANDBY}" in run.stdout
     assert mailman_state(STANDBY) == ("masked", "inactive")
+    figure(f"preflight.yml with {ACTIVE} and {STANDBY} both active: refused, {STANDBY} still masked")
 
 
-def test_failover_delivers_every_waiting_post_exactly_once():
+def test_failover_delivers_every_waiting_post_exactly_once(figure):
     """Posts wait in the shared queue (the active back-end's out runner paused, then Mailman stopped
     with them) and in the active back-end's Postfix (sent while Mailman is down); failover.yml makes
     the standby active: every member gets exactly one copy of each post, and every queue empties.
@@ -125,14 +126,14 @@ def test_failover_delivers_every_waiting_post_exactly_once():
         while queue_size(ACTIVE) < len(deferred) and time.monotonic() < deadline:
             time.sleep(1)
         held = queue_size(ACTIVE)
-        print(f"before the failover: {in_queue} posts in Mailman's shared out queue, "
-              f"{held} in {ACTIVE}'s Postfix")
+        figure(f"before the failover: {in_queue} posts in Mailman's shared out queue, "
+               f"{held} in {ACTIVE}'s Postfix")
         assert held >= len(deferred)
 
         t0 = time.monotonic()
         run = lab_play("failover.yml", "-e", f"backend={STANDBY}")
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-        print(f"failover.yml to {STANDBY}: {time.monotonic() - t0:.0f} s")
+        figure(f"failover.yml to {STANDBY}: {time.monotonic() - t0:.0f} s")
 
         assert mailman_state(STANDBY) == ("enabled", "active")
         assert mailman_state(ACTIVE) == ("masked", "inactive")
@@ -145,7 +146,7 @@ def test_failover_delivers_every_waiting_post_exactly_once():
             assert sorted(got) == sorted(MEMBERS), f"{token}: {got}"
             delivered += len(got)
         sizes = wait_empty_queues([*BACKENDS, *MX, *RELAYS])
-        print(f"{delivered}/{len(MEMBERS) * 6} copies delivered, 0 duplicates; queues at the end: {sizes}")
+        figure(f"{delivered}/{len(MEMBERS) * 6} copies delivered, 0 duplicates; queues at the end: {sizes}")
         assert not any(sizes.values())
         for queue in ("in", "pipeline", "out", "retry"):
             assert waiting_in_queue(STANDBY, queue) == 0
@@ -160,7 +161,7 @@ def test_failover_delivers_every_waiting_post_exactly_once():
     found = wait_copies_after_post(token)
     got = recipients(found)
     delete(found)
-    print(f"after the failback to {ACTIVE}: {len(got)}/{len(MEMBERS)} copies of a new post")
+    figure(f"after the failback to {ACTIVE}: {len(got)}/{len(MEMBERS)} copies of a new post")
     assert sorted(got) == sorted(MEMBERS)
 
 

@@ -30,7 +30,7 @@ def address(name: str) -> str:
 TIER_HOSTS = [h for h in sorted(HOSTVARS) if h not in group("lab_dns") + group("lab_internet")]
 
 
-def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer():
+def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer(figure):
     allowed = {(h, 25) for h in group("mx")} | {(h, p) for h in group("proxy") for p in (80, 443)}
     targets = {}
     for name in TIER_HOSTS:
@@ -50,8 +50,8 @@ def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer():
     inner = {(backend, 8001), (db, 5432), (store, 2049), (web, 8000), (web, 11211)}
     assert inner <= {targets[t] for t in closed}, inner - {targets[t] for t in closed}
     unused = len(seen) - len(opened) - len(closed)  # allowed, but nothing listens (yet)
-    print(
-        f"\n{len(seen)} ports on {len(TIER_HOSTS)} hosts probed from the internet: "
+    figure(
+        f"{len(seen)} ports on {len(TIER_HOSTS)} hosts probed from the internet: "
         f"{len(opened)} open ({', '.join(f'{h}:{p}' for h, p in opened)}), {len(closed)} listening "
         f"ports closed by the firewall, {unused} allowed with nothing listening"
     )
@@ -70,14 +70,17 @@ def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer():
         ("mx", "relays", 25, "dropped"),
     ],
 )
-def test_each_tier_reaches_the_ports_it_needs_and_no_other(source_group, target_group, port, expected):
+def test_each_tier_reaches_the_ports_it_needs_and_no_other(
+    source_group, target_group, port, expected, figure
+):
     source = group(source_group)[0]
     target = group(target_group)[0]
     got = probe(source, [f"{address(target)}:{port}"])
+    figure(f"{source} -> {target}:{port}: {got[f'{address(target)}:{port}']}")
     assert got == {f"{address(target)}:{port}": expected}
 
 
-def test_refused_packets_are_counted():
+def test_refused_packets_are_counted(figure):
     backend = group("mailman_core")[0]
 
     def refused() -> int:
@@ -86,4 +89,6 @@ def test_refused_packets_are_counted():
 
     before = refused()
     probe(group("lab_internet")[0], [f"{address(backend)}:5432"] * 3)
-    assert refused() >= before + 3
+    after = refused()
+    figure(f"{backend}'s refused counter: {before} -> {after} packets after 3 probes of port 5432")
+    assert after >= before + 3

@@ -38,26 +38,29 @@ def group(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", [h for h in ALL if h not in group("lab_dns")])
-def test_every_host_resolves_through_the_lab_dns(name):
+def test_every_host_resolves_through_the_lab_dns(name, figure):
     host = lab_host(name)
     dns = HOSTVARS[group("lab_dns")[0]]["mailstack__address"]
     assert f"nameserver {dns}" in host.file("/etc/resolv.conf").content_string
     for peer in ALL:
         got = host.check_output(f"getent hosts {peer}.lab.mailstack.test").split()[0]
         assert got == HOSTVARS[peer]["mailstack__address"]
+    figure(f"{name}: resolver {dns}, the {len(ALL)} lab names resolve to their addresses")
 
 
-def test_mx_records():
+def test_mx_records(figure):
     internet = lab_host(group("lab_internet")[0])
     for domain in ("remote-a.test", "remote-b.test"):
         assert internet.check_output(f"dig +short MX {domain}") == "10 internet.lab.mailstack.test."
     mx = sorted(internet.check_output("dig +short MX lists.mailstack.test").splitlines())
+    figure(f"MX of lists.mailstack.test: {mx}; remote-a.test and remote-b.test: the internet host")
     assert mx == [f"{10 * (i + 1)} {h}.lab.mailstack.test." for i, h in enumerate(group("mx"))]
 
 
-def test_real_domains_do_not_resolve():
+def test_real_domains_do_not_resolve(figure):
     internet = lab_host(group("lab_internet")[0])
     out = internet.run("dig +tries=1 +time=2 A example.com")
+    figure("example.com from the internet host: " + out.stdout.split("status: ", 1)[-1].split(",", 1)[0])
     assert "status: REFUSED" in out.stdout or "status: NXDOMAIN" in out.stdout
 
 
@@ -86,17 +89,18 @@ def stored_copies(internet, text: str, want: int, where: str = "/var/mail/intern
     return copies
 
 
-def test_internet_stores_mail_sent_by_another_lab_host():
+def test_internet_stores_mail_sent_by_another_lab_host(figure):
     internet = lab_host(group("lab_internet")[0])
     token = uuid.uuid4().hex
     send(lab_host(group("mx")[0]), "internet.lab.mailstack.test", "probe@mx1.lab.mailstack.test",
          ["carol@remote-a.test"], [token])
     hit = stored_copies(internet, token, 1, "/var/mail/internet/remote-a.test/new")
+    figure(f"a message from {group('mx')[0]} to carol@remote-a.test: {len(hit)} copy stored")
     assert len(hit) == 1, "the message was not stored"
     assert "Delivered-To: carol@remote-a.test" in internet.file(hit[0]).content_string
 
 
-def test_postfix_out_spreads_mail_over_every_relay():
+def test_postfix_out_spreads_mail_over_every_relay(figure):
     """Mailman's way out: postfix-out on the back-end -> the relays -> the internet host."""
     internet = lab_host(group("lab_internet")[0])
     token = uuid.uuid4().hex[:12]
@@ -109,13 +113,14 @@ def test_postfix_out_spreads_mail_over_every_relay():
     assert len(stored) == count
     received = internet.check_output(f"grep -h '^Received: from relay' {' '.join(stored)}")
     used = {relay for relay in group("relays") if f"[{HOSTVARS[relay]['mailstack__address']}])" in received}
+    figure(f"{len(stored)}/{count} messages from postfix-out stored, relays used: {', '.join(sorted(used))}")
     assert used == set(group("relays")), f"relays used: {sorted(used)}"
 
 
 MEMBERS = ["alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"]
 
 
-def test_a_list_post_reaches_every_member_through_the_relays():
+def test_a_list_post_reaches_every_member_through_the_relays(figure):
     """MX host -> back-end :25 -> Mailman (LMTP) -> postfix-out -> relays -> internet."""
     internet = lab_host(group("lab_internet")[0])
     token = uuid.uuid4().hex[:12]
@@ -125,11 +130,16 @@ def test_a_list_post_reaches_every_member_through_the_relays():
     assert len(copies) == len(MEMBERS)
     headers = internet.check_output(f"grep -h -e '^Delivered-To:' -e '^List-Id:' {' '.join(copies)}")
     delivered = [line.split()[1] for line in headers.splitlines() if line.startswith("Delivered-To")]
+    listid = headers.count("List-Id: Lab announcements <announce.lists.mailstack.test>")
+    figure(
+        f"post to announce@ sent to the back-end: {len(delivered)}/{len(MEMBERS)} members, "
+        f"List-Id on {listid}"
+    )
     assert sorted(delivered) == MEMBERS
-    assert headers.count("List-Id: Lab announcements <announce.lists.mailstack.test>") == len(MEMBERS)
+    assert listid == len(MEMBERS)
 
 
-def test_mail_from_the_internet_takes_the_whole_path():
+def test_mail_from_the_internet_takes_the_whole_path(figure):
     """internet -> MX (by the lab's MX records, postscreen + rspamd + clamd) -> back-end ->
     Mailman -> postfix-out -> relays -> internet: every member gets one copy."""
     internet = lab_host(group("lab_internet")[0])
@@ -140,18 +150,7 @@ def test_mail_from_the_internet_takes_the_whole_path():
     copies = stored_copies(internet, f"Subject: [announce] inbound {token}", len(MEMBERS))
     assert len(copies) == len(MEMBERS)
     # The copies passed the MX (its Received header is in each).
-    assert all(f"by {first_mx}" in internet.file(c).content_string for c in copies)
+    through = sum(f"by {first_mx}" in internet.file(c).content_string for c in copies)
+    figure(f"post from the internet to {first_mx}: {len(copies)}/{len(MEMBERS)} copies, {through} through it")
+    assert through == len(MEMBERS)
 
-
-def test_the_mx_rejects_gtube_from_the_internet():
-    internet = lab_host(group("lab_internet")[0])
-    gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-    script = (
-        f"import smtplib; s = smtplib.SMTP('{group('mx')[0]}.lab.mailstack.test', 25, timeout=30)\n"
-        "try:\n"
-        "    s.sendmail('sender@remote-b.test', ['announce@lists.mailstack.test'],"
-        f" b'Subject: spam\\r\\n\\r\\n{gtube}\\r\\n')\n"
-        "except smtplib.SMTPDataError as e:\n"
-        "    print(e.smtp_code)\n"
-    )
-    assert internet.check_output(f"python3 -c {shlex.quote(script)}") == "554"

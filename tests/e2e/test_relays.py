@@ -64,10 +64,11 @@ def relay_shares(
     return total
 
 
-def check_once_each(token: str, files: list[str], what: str) -> None:
+def check_once_each(files: list[str], what: str, figure) -> None:
+    """Every member of bulk@ holds exactly one of the copies (files); reported as a figure."""
     expected = {f"member{i}@remote-{'abcd'[i % 4]}.test" for i in range(BULK_MEMBERS)}
     count = once_each(recipients(files), expected)
-    print(f"{what}: {count}")
+    figure(f"{what}: {count}")
     assert count.exact, count
 
 
@@ -85,25 +86,27 @@ print(ok, bad)
 """
 
 
-def test_the_list_domains_dkim_spf_and_dmarc_records_are_published():
+def test_the_list_domains_dkim_spf_and_dmarc_records_are_published(figure):
     txt = internet().check_output("dig +short TXT mailstack1._domainkey.lists.mailstack.test")
     assert "v=DKIM1; k=rsa; p=" in txt.replace('" "', "")
     spf = internet().check_output("dig +short TXT lists.mailstack.test")
     for relay in RELAYS:
         assert f"ip4:{HOSTVARS[relay]['mailstack__address']}" in spf
-    assert "v=DMARC1" in internet().check_output("dig +short TXT _dmarc.lists.mailstack.test")
+    dmarc = internet().check_output("dig +short TXT _dmarc.lists.mailstack.test")
+    figure(f"published: DKIM key mailstack1, SPF {spf}, DMARC {dmarc}")
+    assert "v=DMARC1" in dmarc
 
 
-def test_a_post_to_1000_members_arrives_once_each_signed_and_spread_over_the_relays():
+def test_a_post_to_1000_members_arrives_once_each_signed_and_spread_over_the_relays(figure):
     token = f"bulk-{uuid.uuid4().hex[:12]}"
     t0 = time.monotonic()
     post(BULK, token)
     files = wait_copies(token, BULK_MEMBERS)
     elapsed = time.monotonic() - t0
     try:
-        check_once_each(token, files, f"post to {BULK_MEMBERS} members in {elapsed:.1f} s")
+        check_once_each(files, f"post to {BULK_MEMBERS} members in {elapsed:.1f} s", figure)
         shares = relay_shares(files, RELAYS)
-        print("relay shares: " + ", ".join(f"{r} {n}" for r, n in shares.items()))
+        figure("relay shares: " + ", ".join(f"{r} {n}" for r, n in shares.items()))
         assert all(shares.values()), shares
         assert sum(shares.values()) == BULK_MEMBERS
         verified, failed = 0, 0
@@ -112,16 +115,16 @@ def test_a_post_to_1000_members_arrives_once_each_signed_and_spread_over_the_rel
             out = internet().check_output(f"python3 -c {shlex.quote(DKIM_VERIFY)} " + " ".join(chunk))
             ok, bad = map(int, out.split())
             verified, failed = verified + ok, failed + bad
-        print(f"DKIM: {verified}/{len(files)} copies verified against the published key")
+        figure(f"DKIM: {verified}/{len(files)} copies verified against the published key")
         assert (verified, failed) == (BULK_MEMBERS, 0)
         sizes = wait_empty_queues([BACKEND, *RELAYS])
-        print(f"queues at the end: {sizes}")
+        figure(f"queues at the end: {sizes}")
         assert not any(sizes.values())
     finally:
         delete(files)
 
 
-def test_a_relay_stopped_mid_delivery_loses_and_duplicates_nothing():
+def test_a_relay_stopped_mid_delivery_loses_and_duplicates_nothing(figure):
     """relay2 holds its share (its deliveries deferred, as to a slow destination), is stopped with
     that mail in its queue, a second post goes out while it is down (postfix-out fails over), then
     it starts again and delivers what it held: every member gets exactly one copy of each post."""
@@ -139,11 +142,11 @@ def test_a_relay_stopped_mid_delivery_loses_and_duplicates_nothing():
         arrived = len(copies(first))
         assert held > 0 and arrived < BULK_MEMBERS, "relay2 took no share of the post"
         relay.check_output("systemctl stop postfix@-")
-        print(f"{victim} stopped holding {held} messages; {arrived} copies already delivered")
+        figure(f"{victim} stopped holding {held} messages; {arrived} copies already delivered")
         post(BULK, second)
         second_files = wait_copies(second, BULK_MEMBERS)
         files += second_files
-        check_once_each(second, second_files, f"post while {victim} is down")
+        check_once_each(second_files, f"post while {victim} is down", figure)
         assert relay_shares(second_files, [victim])[victim] == 0
     finally:
         relay.run("postconf -X defer_transports; systemctl start postfix@-")
@@ -151,9 +154,9 @@ def test_a_relay_stopped_mid_delivery_loses_and_duplicates_nothing():
     first_files = wait_copies(first, BULK_MEMBERS)
     files += first_files
     try:
-        check_once_each(first, first_files, f"post held by {victim} when it stopped")
+        check_once_each(first_files, f"post held by {victim} when it stopped", figure)
         sizes = wait_empty_queues([BACKEND, *RELAYS])
-        print(f"queues at the end: {sizes}")
+        figure(f"queues at the end: {sizes}")
         assert not any(sizes.values())
     finally:
         delete(files)
@@ -214,7 +217,7 @@ def bouncing_member():
     mailman_rest("DELETE", f"members/{member_id}")
 
 
-def test_a_member_address_refused_by_its_server_raises_its_bounce_score(bouncing_member):
+def test_a_member_address_refused_by_its_server_raises_its_bounce_score(bouncing_member, figure):
     """The relay's bounce goes to the list's -bounces address (never to the poster), by MX lookup to
     the MX nodes, on to the back-end, where Mailman counts it against the member."""
     address, member_id = bouncing_member
@@ -223,21 +226,21 @@ def test_a_member_address_refused_by_its_server_raises_its_bounce_score(bouncing
     post("announce@lists.mailstack.test", token)
     t0 = time.monotonic()
     score = bounce_score(member_id, 1)
-    print(f"{address}: bounce score {score} after {time.monotonic() - t0:.1f} s")
+    figure(f"{address}: bounce score {score} after {time.monotonic() - t0:.1f} s")
     assert score == 1
     files = wait_copies(token, 4, timeout=60)
     try:
         # The four real members got the post; the poster got no bounce (it would quote the token).
         poster = "Delivered-To: sender@remote-a.test"
         to_poster = [f for f in files if poster in internet().file(f).content_string]
-        print(f"copies stored: {len(files)}, bounces to the poster: {len(to_poster)}")
+        figure(f"copies stored: {len(files)}, bounces to the poster: {len(to_poster)}")
         assert len(files) == 4
         assert to_poster == []
     finally:
         delete(files)
 
 
-def test_the_mx_takes_verp_bounces_to_the_back_end(bouncing_member):
+def test_the_mx_takes_verp_bounces_to_the_back_end(bouncing_member, figure):
     """A bounce to Mailman's VERP form (list-bounces+member=domain@) passes the MX's recipient
     check and reaches Mailman, which attributes it to the member it names."""
     address, member_id = bouncing_member
@@ -261,11 +264,11 @@ def test_the_mx_takes_verp_bounces_to_the_back_end(bouncing_member):
     )
     assert internet().check_output(f"python3 -c {shlex.quote(script)}") == "{}"
     score = bounce_score(member_id, 1)
-    print(f"VERP bounce for {address} through {MX}: bounce score {score}")
+    figure(f"VERP bounce for {address} through {MX}: bounce score {score}")
     assert score == 1
 
 
-def test_relays_take_mail_from_the_back_ends_only():
+def test_relays_take_mail_from_the_back_ends_only(figure):
     """The firewall drops everyone else on port 25, and Postfix refuses any client outside its
     mynetworks (tried from the relay's own address, which the firewall lets through)."""
     for relay in RELAYS:
@@ -284,7 +287,7 @@ def test_relays_take_mail_from_the_back_ends_only():
             "except smtplib.SMTPConnectError as e:\n    print(e.smtp_code)\n"
         )
         code = lab_host(relay).check_output(f"python3 -c {shlex.quote(script)}")
-        print(f"{relay}: internet and {MX} cannot connect; a client outside mynetworks gets {code}")
+        figure(f"{relay}: internet and {MX} cannot connect; a client outside mynetworks gets {code}")
         assert code == "554"
     # A back-end is taken.
     backend = lab_host(BACKEND)
@@ -311,7 +314,7 @@ def postfix_out_hops() -> str:
     )
 
 
-def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over(tmp_path):
+def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over(tmp_path, figure):
     extra = tmp_path / "relay4.yml"
     extra.write_text(
         json.dumps(
@@ -338,7 +341,7 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
         t0 = time.monotonic()
         limit = f"{NEW_RELAY},mailman_core"
         lab("play", "playbooks/scale.yml", "--limit", limit, extra_inventory=str(extra))
-        print(f"scale.yml --limit {NEW_RELAY},mailman_core: {time.monotonic() - t0:.0f} s")
+        figure(f"scale.yml --limit {NEW_RELAY},mailman_core: {time.monotonic() - t0:.0f} s")
         assert f"[{NEW_RELAY_ADDRESS}]:25" in postfix_out_hops()
 
         # In service: postfix-out sends some of 40 messages through it.
@@ -355,7 +358,7 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
         stored = wait_copies(token, 40, timeout=120)
         files += stored
         share = relay_shares(stored, [NEW_RELAY], {NEW_RELAY: NEW_RELAY_ADDRESS})[NEW_RELAY]
-        print(f"{NEW_RELAY} carried {share}/40 messages after scale.yml")
+        figure(f"{NEW_RELAY} carried {share}/40 messages after scale.yml")
         assert len(stored) == 40 and share > 0
 
         # Deferred mail on the relay: the internet host answers it 4xx (as a destination that
@@ -378,11 +381,11 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
         removed = True
         internet().check_output("postconf -X smtpd_client_restrictions && postfix reload")
         deferring = False
-        print(f"remove-node.yml: {time.monotonic() - t0:.0f} s")
+        figure(f"remove-node.yml: {time.monotonic() - t0:.0f} s")
         moved = wait_copies(held, 20, timeout=120)
         files += moved
         got = recipients(moved)
-        print(
+        figure(
             f"deferred on {NEW_RELAY}: {len(set(got))}/20 delivered through the others, "
             f"{len(got) - len(set(got))} duplicates, {queue_size(NEW_RELAY)} left in its queue"
         )
@@ -410,15 +413,16 @@ def run_refused(*args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_removing_every_relay_is_refused_before_anything_changes():
+def test_removing_every_relay_is_refused_before_anything_changes(figure):
     out = run_refused("play", "playbooks/remove-node.yml", "-e", "node=" + ",".join(RELAYS))
     assert f"removing {', '.join(RELAYS)} would leave no relay" in out
     assert out.count("TASK [") == 1  # the check, and nothing after it
-    print(f"remove-node.yml -e node={','.join(RELAYS)}: refused, no task ran on a host")
+    figure(f"remove-node.yml -e node={','.join(RELAYS)}: refused, no task ran on a host")
 
 
-def test_scale_refuses_a_run_beyond_relays_and_back_ends():
+def test_scale_refuses_a_run_beyond_relays_and_back_ends(figure):
     out = run_refused("play", "playbooks/scale.yml", "--limit", f"{RELAYS[0]},{MX}")
     assert f"names hosts that are neither relays nor back-ends: {MX}" in out
     out = run_refused("play", "playbooks/scale.yml")
     assert "No --limit was given" in out
+    figure(f"scale.yml --limit {RELAYS[0]},{MX} and scale.yml without --limit: refused")

@@ -68,26 +68,28 @@ def fetch(url: str) -> dict:
     return json.loads(out)
 
 
-def test_the_public_name_resolves_to_the_proxy():
+def test_the_public_name_resolves_to_the_proxy(figure):
     got = internet().check_output(f"getent hosts {SITE}").split()[0]
+    figure(f"{SITE}: {got} ({PROXY})")
     assert got == HOSTVARS[PROXY]["mailstack__address"]
 
 
-def test_plain_http_redirects_to_https():
+def test_plain_http_redirects_to_https(figure):
     page = fetch(f"http://{SITE}/postorius/lists/")
+    figure(f"http://{SITE}/postorius/lists/: {page['status']} to {page['location']}")
     assert page["status"] == 301
     assert page["location"] == f"https://{SITE}/postorius/lists/"
 
 
-def test_postorius_lists_the_lab_lists():
+def test_postorius_lists_the_lab_lists(figure):
     page = fetch(f"https://{SITE}/postorius/lists/")
-    print(f"https://{SITE}/postorius/lists/: {page['status']}, {len(page['body'])} bytes")
+    figure(f"https://{SITE}/postorius/lists/: {page['status']}, {len(page['body'])} bytes")
     assert page["status"] == 200
     for name in ("announce@lists.mailstack.test", "bulk@lists.mailstack.test"):
         assert name in page["body"]
 
 
-def test_a_post_is_archived_and_shown_by_hyperkitty():
+def test_a_post_is_archived_and_shown_by_hyperkitty(figure):
     token = f"archive-{uuid.uuid4().hex[:10]}"
     post("announce@lists.mailstack.test", token)
     files = wait_copies(token, 4)
@@ -99,24 +101,30 @@ def test_a_post_is_archived_and_shown_by_hyperkitty():
             time.sleep(3)
             page = fetch(url)
         found = "found" if token in page["body"] else "missing"
-        print(f"{url}: {page['status']}, the post's subject {found}")
+        figure(f"{url}: {page['status']}, the post's subject {found}")
         assert page["status"] == 200
         assert token in page["body"]
     finally:
         delete(files)
 
 
-def test_the_web_nodes_answer_the_proxy_only():
+def test_the_web_nodes_answer_the_proxy_only(figure):
     """uwsgi (8000) of each web node: open from the proxy, closed from the internet host."""
     web = group("mailman_web")
     probe = "timeout 5 bash -c 'exec 3<>/dev/tcp/{}/8000' && echo open || echo closed"
+    got = {}
     for node in web:
         addr = HOSTVARS[node]["mailstack__address"]
-        assert lab_host(PROXY).check_output(probe.format(addr)) == "open"
-        assert internet().check_output(probe.format(addr)) == "closed"
+        got[node] = (
+            lab_host(PROXY).check_output(probe.format(addr)),
+            internet().check_output(probe.format(addr)),
+        )
+    seen = ", ".join(f"{node} {a}/{b}" for node, (a, b) in got.items())
+    figure(f"uwsgi port 8000 from the proxy / the internet host: {seen}")
+    assert all(pair == ("open", "closed") for pair in got.values()), got
 
 
-def test_a_new_user_signs_up_with_the_confirmation_mail_that_reached_the_internet_host():
+def test_a_new_user_signs_up_with_the_confirmation_mail_that_reached_the_internet_host(figure):
     """Sign-up mail leaves through the web node's loopback Postfix and the relays."""
     name = f"newuser{uuid.uuid4().hex[:8]}"
     address, password = f"{name}@remote-c.test", secrets.token_urlsafe(16)
@@ -140,7 +148,9 @@ def test_a_new_user_signs_up_with_the_confirmation_mail_that_reached_the_interne
         confirmed = submit(link.group(0), {})
         assert confirmed[0] == 302, confirmed
         after = submit(f"https://{SITE}/accounts/login/", login)
-        print(f"{address}: signed up, confirmation mail through relay {hops[0]}, confirmed, login -> {after}")
+        figure(
+            f"{address}: signed up, confirmation mail through relay {hops[0]}, confirmed, login -> {after}"
+        )
         assert after[0] == 302 and "/accounts/" not in after[1], after
     finally:
         delete(files)
