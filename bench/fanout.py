@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Issue 15, part 2: where the time goes from one post to every member's inbox, stage by stage.
 
-    .venv/bin/python bench/fanout.py [--repeats 3] [--lists announce,bulk,crowd]
+    .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2,3]
                                      [--runner-sleep 1s,0.1s] [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
@@ -22,7 +22,11 @@ Mailman handed out, not times.
 
 With --runner-sleep, each value of mailman_core__runner_sleep_time (how long Mailman's runners
 sleep on an empty queue) is applied to the back-ends first (playbooks/mailman_core.yml with -e),
-the lists posted to, and the inventory's own setting applied again at the end.
+the lists posted to, and the inventory's own setting applied again at the end. With --relays, each
+count N of relays is applied the same way: the relays after the first N are marked draining
+(mailstack__draining in an extra inventory), so postfix-out spreads Mailman's mail over the first N
+only; the lab's own relay set is applied again at the end. Every count of relays is measured with
+every runner sleep.
 
 All times are seconds after the MX's 250. The containers share the machine's clock. Each list is
 posted to --repeats times, one post at a time, every copy counted (a lost or duplicated copy
@@ -33,12 +37,15 @@ docs/benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import re
 import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -54,8 +61,10 @@ LAB = "mailstack-lab-"
 DOMAIN = "lists.mailstack.test"
 LISTS = {  # the lab's lists (inventories/lab/group_vars/mailman_core): name -> members
     "announce": 4,
+    "ten": 10,
     "bulk": 1000,
     "crowd": 2000,
+    "huge": 10000,
 }
 SENDER = "sender@remote-a.test"
 HELO = "internet.lab.mailstack.test"
@@ -218,17 +227,32 @@ def idle_cpu(active: str, seconds: float = 30) -> float:
     return (int(docker(active, CPU_USEC)) - before) / 1000 / seconds
 
 
-def apply_runner_sleep(value: str | None, active: str) -> None:
-    """Converge the back-ends with mailman_core__runner_sleep_time = value (None: the inventory's),
-    then wait until the active back-end's Mailman takes LMTP again."""
-    extra = ["-e", f"mailman_core__runner_sleep_time={value}"] if value else []
-    proc = subprocess.run(
-        [str(ROOT / "scripts" / "lab"), "play", "playbooks/mailman_core.yml", *extra],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )
+def draining_inventory(relays: list[str], count: int) -> dict:
+    """An extra inventory that leaves the first count relays serving and drains the others."""
+    drained = {relay: {"mailstack__draining": True} for relay in relays[count:]}
+    return {"all": {"children": {"relays": {"hosts": drained}}}}
+
+
+def apply_setting(sleep: str | None, relays: list[str], count: int, active: str) -> None:
+    """Converge the back-ends with mailman_core__runner_sleep_time = sleep (None: the inventory's)
+    and postfix-out sending over the first count relays, then wait until the active back-end's
+    Mailman takes LMTP again."""
+    extra = ["-e", f"mailman_core__runner_sleep_time={sleep}"] if sleep else []
+    env = dict(os.environ)
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        json.dump(draining_inventory(relays, count), f)
+    if count < len(relays):
+        env["MAILSTACK_LAB_EXTRA_INVENTORY"] = f.name
+    try:
+        proc = subprocess.run(
+            [str(ROOT / "scripts" / "lab"), "play", "playbooks/mailman_core.yml", *extra],
+            cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+        )
+    finally:
+        os.unlink(f.name)
     if proc.returncode != 0:
         out = f"{proc.stdout[-3000:]}\n{proc.stderr[-1000:]}"
-        sys.exit(f"fanout: mailman_core.yml {' '.join(extra)} failed:\n{out}")
+        sys.exit(f"fanout: mailman_core.yml {' '.join(extra)} with {count} relays failed:\n{out}")
     deadline = time.monotonic() + 120
     probe = ["docker", "exec", LAB + active, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8024"]
     while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
@@ -242,8 +266,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--lists", default=",".join(LISTS), help="lab lists to post to (comma-separated)")
+    parser.add_argument("--lists", default="ten,bulk,huge", help="lab lists to post to (comma-separated)")
     parser.add_argument("--runner-sleep", default="", help="values of mailman_core__runner_sleep_time")
+    parser.add_argument("--relays", default="", help="counts of relays postfix-out sends over (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     inv = inventory()
@@ -254,11 +279,15 @@ def main() -> None:
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = machine()
     rows = []
-    settings = args.runner_sleep.split(",") if args.runner_sleep else [""]
+    relays = hosts["relays"]
+    counts = [int(n) for n in args.relays.split(",")] if args.relays else [len(relays)]
+    if any(not 1 <= n <= len(relays) for n in counts):
+        sys.exit(f"fanout: --relays {args.relays}: the lab has {len(relays)} relays")
+    sleeps = args.runner_sleep.split(",") if args.runner_sleep else [""]
     try:
-        for sleep in settings:
-            if sleep:
-                apply_runner_sleep(sleep, active)
+        for count, sleep in itertools.product(counts, sleeps):
+            if sleep or count < len(relays):
+                apply_setting(sleep or None, relays, count, active)
             # One post first, not counted: the first after Mailman (re)started is slower.
             post_once(internet, "announce", LISTS["announce"], hosts, active)
             idle = idle_cpu(active)
@@ -268,14 +297,15 @@ def main() -> None:
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
                 label = f"{name} ({members})" + (f", runners sleep {sleep}" if sleep else "")
+                label += f", {count} relays" if args.relays else ""
                 rows.append(
                     (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
                      f"{rate:.0f}", f"{med['messages']:.0f}", f"{idle:.1f}")
                 )
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
     finally:
-        if args.runner_sleep:
-            apply_runner_sleep(None, active)
+        if args.runner_sleep or args.relays:
+            apply_setting(None, relays, len(relays), active)
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
     header += ["recipients/s", "postfix-out messages", "Mailman idle CPU ms/s"]
     print(text_table(header, rows))
@@ -286,7 +316,8 @@ def main() -> None:
         f"Written by `bench/fanout.py {' '.join(sys.argv[1:])}`".rstrip()
         + f" on {started}. Machine: {load_before} (before), {machine()} (after). "
         f"The lab as converged: {len(hosts['mx'])} MX nodes, the active back-end {active}, "
-        f"{len(hosts['relays'])} relays. Medians of {args.repeats} posts per list, one at a time.\n\n"
+        f"{len(relays)} relays (fewer where a row says so: the others drained). "
+        f"Medians of {args.repeats} posts per list, one at a time.\n\n"
         "Each column is seconds after the MX's 250 (\"250 after\": the SMTP session until then, "
         "scanning included), read from the hosts' Postfix logs by the post's Message-ID and from the "
         "stored copies' times: the MX hands the post to the back-end, the back-end to Mailman over LMTP, "

@@ -169,3 +169,12 @@ def test_fanout_reads_a_messages_times_from_journald_and_maillog_lines() -> None
     assert [t - base for t in out["accepted"]] == [3.0, 4.0]
     assert [t - base for t in out["sent"]] == [5.25]
     assert postfix_events(JOURNAL.splitlines(), "nobody@remote-a.test", 2026) == {"accepted": [], "sent": []}
+
+
+def test_fanout_drains_the_relays_after_the_first_n() -> None:
+    from fanout import draining_inventory  # noqa: PLC0415
+
+    relays = ["relay1", "relay2", "relay3"]
+    one = draining_inventory(relays, 1)["all"]["children"]["relays"]["hosts"]
+    assert one == {"relay2": {"mailstack__draining": True}, "relay3": {"mailstack__draining": True}}
+    assert draining_inventory(relays, 3)["all"]["children"]["relays"]["hosts"] == {}
