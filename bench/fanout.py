@@ -53,6 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import inventory
 import testinfra
 from benchlib import ROOT, machine, markdown_table, text_table, write_section
 from smtpclient import first_refusal, message, send
@@ -125,14 +126,6 @@ def docker(host: str, command: str) -> str:
     if proc.returncode != 0:
         sys.exit(f"fanout: {host}: {command}: {proc.stderr.strip()[:500]}")
     return proc.stdout
-
-
-def inventory() -> dict:
-    out = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(ROOT / "inventories/lab"), "--list"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
-    )
-    return json.loads(out.stdout)
 
 
 def journal(host: str, since: float) -> list[str]:
@@ -271,8 +264,8 @@ def main() -> None:
     parser.add_argument("--relays", default="", help="counts of relays postfix-out sends over (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
-    inv = inventory()
-    hosts = {g: inv.get(g, {}).get("hosts", []) for g in ("mx", "mailman_core", "relays")}
+    inv = inventory.read("inventories/lab")
+    hosts = {g: inventory.hosts(inv, g) for g in ("mx", "mailman_core", "relays")}
     hostvars = inv["_meta"]["hostvars"]
     active = next(h for h in hosts["mailman_core"] if hostvars[h].get("mailstack__active_backend"))
     internet = testinfra.get_host(f"docker://{LAB}internet")

@@ -3,28 +3,19 @@
 They talk to the lab's own containers only, through docker exec (testinfra's docker backend).
 """
 
-import json
 import shlex
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
+import inventory
 import pytest
 import testinfra
 
 TOP = Path(__file__).resolve().parents[2]
 
 
-def _inventory() -> dict:
-    out = subprocess.run(
-        [str(TOP / ".venv/bin/ansible-inventory"), "-i", str(TOP / "inventories/lab"), "--list"],
-        capture_output=True, text=True, check=True, cwd=TOP,
-    )
-    return json.loads(out.stdout)
-
-
-INV = _inventory()
+INV = inventory.read("inventories/lab")
 HOSTVARS = INV["_meta"]["hostvars"]
 ALL = sorted(HOSTVARS)
 
@@ -34,7 +25,7 @@ def lab_host(name: str):
 
 
 def group(name: str) -> list[str]:
-    return INV.get(name, {}).get("hosts", [])
+    return inventory.hosts(INV, name)
 
 
 @pytest.mark.parametrize("name", [h for h in ALL if h not in group("lab_dns")])

@@ -1,36 +1,21 @@
 """The sample inventories (inventories/*-sample) as Ansible reads them: each parses, and the topology
 derived from it is the layout its README describes."""
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "filter_plugins"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+import inventory  # noqa: E402
 from mailstack import mailstack_topology  # noqa: E402
 
 
 def read(name: str) -> tuple[dict[str, list[str]], dict[str, dict]]:
     """(groups, hostvars) of inventories/<name>, every group with its children's hosts."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    env.setdefault("ANSIBLE_HOME", str(ROOT / ".cache" / "ansible"))
-    out = subprocess.run(
-        [str(ROOT / ".venv/bin/ansible-inventory"), "-i", str(ROOT / "inventories" / name), "--list"],
-        capture_output=True, text=True, check=True, cwd=ROOT, env=env,
-    )
-    data = json.loads(out.stdout)
-
-    def hosts(group: str) -> list[str]:
-        node = data.get(group, {})
-        found = list(node.get("hosts", []))
-        for child in node.get("children", []):
-            found += [h for h in hosts(child) if h not in found]
-        return found
-
-    groups = {g: hosts(g) for g in data if g != "_meta"}
+    data = inventory.read(f"inventories/{name}")
+    groups = {g: inventory.hosts(data, g) for g in data if g != "_meta"}
     return groups, data["_meta"]["hostvars"]
 
 
