@@ -19,6 +19,8 @@ each post's path is cut into stages by its Message-ID, which Mailman keeps in ev
   first/last stored   the first and the last copy stored on the internet host
 postfix-out's own log (maillog_file) has whole seconds only: it gives the number of messages
 Mailman handed out, not times.
+Around each post, the CPU that Mailman's service on the active back-end and PostgreSQL's on the
+database host used (their cgroups' cpu.stat) tells how much of Mailman's time is its own work.
 
 With --runner-sleep, each value of mailman_core__runner_sleep_time (how long Mailman's runners
 sleep on an empty queue) is applied to the back-ends first (playbooks/mailman_core.yml with -e),
@@ -157,6 +159,8 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     address = f"{name}@{DOMAIN}"
     msg = message(SENDER, address, f"fanout {token}", f"<{message_id}>")
     mx = hosts["mx"][0]
+    db = hosts["db"][0]
+    cpu_before = (cpu_usec(active, MAILMAN), cpu_usec(db, POSTGRESQL))
     since = time.time()
     result = send(internet, f"{mx}.lab.mailstack.test", SENDER, [address], msg, helo=HELO, timeout=60)
     t250 = time.time()
@@ -170,6 +174,7 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     time.sleep(3)  # a duplicate would come right behind
     copies = stored(token)
     recipients = [to for to, _ in copies]
+    cpu_after = (cpu_usec(active, MAILMAN), cpu_usec(db, POSTGRESQL))
     if len(copies) != members or len(set(recipients)) != members:
         distinct = len(set(recipients))
         sys.exit(f"fanout: {address}: {len(copies)} copies for {members} members, {distinct} distinct")
@@ -195,6 +200,8 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
         sys.exit(f"fanout: {address}: no log lines for {missing} of {message_id}")
     mtimes = [t for _, t in copies]
     return {
+        "mailman_cpu": (cpu_after[0] - cpu_before[0]) / 1e6,
+        "db_cpu": (cpu_after[1] - cpu_before[1]) / 1e6,
         "mx": max(mx_events["sent"]) - t250,
         "lmtp": max(core["sent"]) - t250,
         "relay_first": min(relay_taken) - t250,
@@ -207,17 +214,29 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     }
 
 
-CPU_USEC = (
-    "cg=$(systemctl show -P ControlGroup mailman3.service); f=/sys/fs/cgroup$cg/cpu.stat; "
-    "[ -f $f ] || f=/sys/fs/cgroup/unified$cg/cpu.stat; awk '/^usage_usec/ {print $2}' $f"
-)
+def cpu_usec(host: str, unit: str) -> int:
+    """Microseconds of CPU the running service unit (a name or a glob such as postgresql@*) and all
+    its processes have used on the host (its cgroup's cpu.stat)."""
+    cmd = (
+        f"u=$(systemctl list-units --type=service --state=running --plain --no-legend {shlex.quote(unit)}"
+        " | awk 'NR == 1 {print $1}'); cg=$(systemctl show -P ControlGroup \"$u\"); "
+        "f=/sys/fs/cgroup$cg/cpu.stat; [ -f $f ] || f=/sys/fs/cgroup/unified$cg/cpu.stat; "
+        "awk '/^usage_usec/ {print $2}' $f"
+    )
+    out = docker(host, cmd).strip()
+    if not out.isdigit():
+        sys.exit(f"fanout: {host}: no CPU figure for {unit}")
+    return int(out)
+
+
+MAILMAN, POSTGRESQL = "mailman3.service", "postgresql@*"
 
 
 def idle_cpu(active: str, seconds: float = 30) -> float:
     """Milliseconds of CPU per second Mailman (every runner) spends on the active back-end with no mail."""
-    before = int(docker(active, CPU_USEC))
+    before = cpu_usec(active, MAILMAN)
     time.sleep(seconds)
-    return (int(docker(active, CPU_USEC)) - before) / 1000 / seconds
+    return (cpu_usec(active, MAILMAN) - before) / 1000 / seconds
 
 
 def draining_inventory(relays: list[str], count: int) -> dict:
@@ -265,7 +284,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     inv = inventory.read("inventories/lab")
-    hosts = {g: inventory.hosts(inv, g) for g in ("mx", "mailman_core", "relays")}
+    hosts = {g: inventory.hosts(inv, g) for g in ("mx", "mailman_core", "relays", "db")}
     hostvars = inv["_meta"]["hostvars"]
     active = next(h for h in hosts["mailman_core"] if hostvars[h].get("mailstack__active_backend"))
     internet = testinfra.get_host(f"docker://{LAB}internet")
@@ -293,14 +312,16 @@ def main() -> None:
                 label += f", {count} relays" if args.relays else ""
                 rows.append(
                     (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
-                     f"{rate:.0f}", f"{med['messages']:.0f}", f"{idle:.1f}")
+                     f"{rate:.0f}", f"{med['messages']:.0f}", f"{med['mailman_cpu']:.2f}",
+                     f"{med['mailman_cpu'] * 1000 / members:.2f}", f"{med['db_cpu']:.2f}", f"{idle:.1f}")
                 )
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
     finally:
         if args.runner_sleep or args.relays:
             apply_setting(None, relays, len(relays), active)
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
-    header += ["recipients/s", "postfix-out messages", "Mailman idle CPU ms/s"]
+    header += ["recipients/s", "postfix-out messages", "Mailman CPU s", "Mailman CPU ms/member"]
+    header += ["PostgreSQL CPU s", "Mailman idle CPU ms/s"]
     print(text_table(header, rows))
     if args.no_write:
         return
@@ -317,8 +338,11 @@ def main() -> None:
         "a relay takes the first and the last message Mailman made (through postfix-out), the relays "
         "hand their last copy to the internet host, which stores the first and the last. "
         "recipients/s: members / the last copy's time. postfix-out messages: the messages Mailman "
-        "handed out (each to up to `mailman_core__max_recipients` members). Mailman idle CPU: what all "
-        "of Mailman's runners used on the active back-end over 30 s without mail, before the posts. "
+        "handed out (each to up to `mailman_core__max_recipients` members). Mailman CPU and PostgreSQL "
+        "CPU: what Mailman's service (every runner) on the active back-end and PostgreSQL's on the "
+        "database host used from just before the post until its last copy was stored. Mailman idle "
+        "CPU: what all of Mailman's runners used on the active back-end over 30 s without mail, "
+        "before the posts. "
         "A post to the 4-member list precedes each setting's posts, uncounted (the first post after "
         "Mailman starts is slower).\n\n"
         + markdown_table(header, rows)
