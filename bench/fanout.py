@@ -2,7 +2,8 @@
 """Issue 15, part 2: where the time goes from one post to every member's inbox, stage by stage.
 
     .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2,3]
-                                     [--runner-sleep 1s,0.1s] [--no-write]
+                                     [--runner-sleep 1s,0.1s] [--max-recipients 500,100]
+                                     [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
 list domain's first MX over SMTP (tests/smtpclient.py, run inside the internet container); the
@@ -24,11 +25,12 @@ database host used (their cgroups' cpu.stat) tells how much of Mailman's time is
 
 With --runner-sleep, each value of mailman_core__runner_sleep_time (how long Mailman's runners
 sleep on an empty queue) is applied to the back-ends first (playbooks/mailman_core.yml with -e),
-the lists posted to, and the inventory's own setting applied again at the end. With --relays, each
-count N of relays is applied the same way: the relays after the first N are marked draining
-(mailstack__draining in an extra inventory), so postfix-out spreads Mailman's mail over the first N
-only; the lab's own relay set is applied again at the end. Every count of relays is measured with
-every runner sleep.
+the lists posted to, and the inventory's own setting applied again at the end; --max-recipients
+does the same with mailman_core__max_recipients (the most members Mailman puts on one message).
+With --relays, each count N of relays is applied the same way: the relays after the first N are
+marked draining (mailstack__draining in an extra inventory), so postfix-out spreads Mailman's mail
+over the first N only; the lab's own relay set is applied again at the end. Every combination of
+the given values is measured.
 
 All times are seconds after the MX's 250. The containers share the machine's clock. Each list is
 posted to --repeats times, one post at a time, every copy counted (a lost or duplicated copy
@@ -245,11 +247,11 @@ def draining_inventory(relays: list[str], count: int) -> dict:
     return {"all": {"children": {"relays": {"hosts": drained}}}}
 
 
-def apply_setting(sleep: str | None, relays: list[str], count: int, active: str) -> None:
-    """Converge the back-ends with mailman_core__runner_sleep_time = sleep (None: the inventory's)
-    and postfix-out sending over the first count relays, then wait until the active back-end's
-    Mailman takes LMTP again."""
-    extra = ["-e", f"mailman_core__runner_sleep_time={sleep}"] if sleep else []
+def apply_setting(extra_vars: dict[str, str], relays: list[str], count: int, active: str) -> None:
+    """Converge the back-ends with extra_vars (none: the inventory's settings) and postfix-out
+    sending over the first count relays, then wait until the active back-end's Mailman takes LMTP
+    again."""
+    extra = [a for name, value in extra_vars.items() for a in ("-e", f"{name}={value}")]
     env = dict(os.environ)
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
         json.dump(draining_inventory(relays, count), f)
@@ -280,6 +282,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lists", default="ten,bulk,huge", help="lab lists to post to (comma-separated)")
     parser.add_argument("--runner-sleep", default="", help="values of mailman_core__runner_sleep_time")
+    parser.add_argument("--max-recipients", default="", help="values of mailman_core__max_recipients")
     parser.add_argument("--relays", default="", help="counts of relays postfix-out sends over (default: all)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
@@ -296,10 +299,14 @@ def main() -> None:
     if any(not 1 <= n <= len(relays) for n in counts):
         sys.exit(f"fanout: --relays {args.relays}: the lab has {len(relays)} relays")
     sleeps = args.runner_sleep.split(",") if args.runner_sleep else [""]
+    maxima = args.max_recipients.split(",") if args.max_recipients else [""]
+    changed = bool(args.runner_sleep or args.max_recipients or args.relays)
     try:
-        for count, sleep in itertools.product(counts, sleeps):
-            if sleep or count < len(relays):
-                apply_setting(sleep or None, relays, count, active)
+        for count, sleep, most in itertools.product(counts, sleeps, maxima):
+            extra_vars = {"mailman_core__runner_sleep_time": sleep, "mailman_core__max_recipients": most}
+            extra_vars = {name: value for name, value in extra_vars.items() if value}
+            if extra_vars or count < len(relays):
+                apply_setting(extra_vars, relays, count, active)
             # One post first, not counted: the first after Mailman (re)started is slower.
             post_once(internet, "announce", LISTS["announce"], hosts, active)
             idle = idle_cpu(active)
@@ -309,6 +316,7 @@ def main() -> None:
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
                 label = f"{name} ({members})" + (f", runners sleep {sleep}" if sleep else "")
+                label += f", max_recipients {most}" if most else ""
                 label += f", {count} relays" if args.relays else ""
                 rows.append(
                     (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
@@ -317,8 +325,8 @@ def main() -> None:
                 )
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
     finally:
-        if args.runner_sleep or args.relays:
-            apply_setting(None, relays, len(relays), active)
+        if changed:
+            apply_setting({}, relays, len(relays), active)
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
     header += ["recipients/s", "postfix-out messages", "Mailman CPU s", "Mailman CPU ms/member"]
     header += ["PostgreSQL CPU s", "Mailman idle CPU ms/s"]
