@@ -167,3 +167,44 @@ def machine() -> str:
         pass
     load = parse_loadavg(Path("/proc/loadavg").read_text())
     return f"{os.cpu_count()} CPUs ({model}), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+
+
+def bar_chart(
+    png: Path,
+    title: str,
+    labels: Sequence[str],
+    segments: Sequence[tuple[str, Sequence[float]]],
+    xlabel: str,
+) -> bool:
+    """A horizontal bar per label, made of the named segments laid end to end (one value per label
+    each); written to png. False when matplotlib is not installed (no chart)."""
+    for name, values in segments:
+        if len(values) != len(labels):
+            raise ValueError(f"segment {name!r}: {len(values)} values for {len(labels)} labels")
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(11, 2.0 + 0.42 * len(labels)))
+    ys = list(range(len(labels)))[::-1]
+    left = [0.0] * len(labels)
+    for name, values in segments:
+        ax.barh(ys, values, left=left, label=name, height=0.7)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for y, total in zip(ys, left, strict=True):
+        ax.text(total, y, f" {total:.1f}", va="center", fontsize=8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.margins(x=0.08)
+    if len(segments) > 1:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, frameon=False)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return True

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import inventory
 import testinfra
-from benchlib import ROOT, machine, markdown_table, text_table, write_section
+from benchlib import DOCS, ROOT, bar_chart, machine, markdown_table, text_table, write_section
 from smtpclient import first_refusal, message, send
 
 LAB = "mailstack-lab-"
@@ -275,6 +275,22 @@ def apply_setting(extra_vars: dict[str, str], relays: list[str], count: int, act
         time.sleep(1)
 
 
+def chart(medians: list[tuple[str, dict]], png: Path) -> bool:
+    """Each row's median post as a bar from the MX's 250 to the last stored copy, cut at the
+    hand-over to Mailman, the first and the last message at a relay."""
+    def part(key_from: str | None, key_to: str) -> list[float]:
+        return [max(0.0, med[key_to] - (med[key_from] if key_from else 0.0)) for _, med in medians]
+
+    segments = [
+        ("MX and LMTP, to Mailman", part(None, "lmtp")),
+        ("Mailman, to the first message at a relay", part("lmtp", "relay_first")),
+        ("first to last message at a relay", part("relay_first", "relay_last")),
+        ("relays and receiver, to the last stored copy", part("relay_last", "stored_last")),
+    ]
+    title = "A post's way to every member (bench/fanout.py, medians)"
+    return bar_chart(png, title, [label for label, _ in medians], segments, "seconds after the MX's 250")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -293,7 +309,7 @@ def main() -> None:
     internet = testinfra.get_host(f"docker://{LAB}internet")
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = machine()
-    rows = []
+    rows, medians = [], []
     relays = hosts["relays"]
     counts = [int(n) for n in args.relays.split(",")] if args.relays else [len(relays)]
     if any(not 1 <= n <= len(relays) for n in counts):
@@ -323,6 +339,7 @@ def main() -> None:
                      f"{rate:.0f}", f"{med['messages']:.0f}", f"{med['mailman_cpu']:.2f}",
                      f"{med['mailman_cpu'] * 1000 / members:.2f}", f"{med['db_cpu']:.2f}", f"{idle:.1f}")
                 )
+                medians.append((label, med))
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
     finally:
         if changed:
@@ -333,6 +350,8 @@ def main() -> None:
     print(text_table(header, rows))
     if args.no_write:
         return
+    png = DOCS / "fanout.png"
+    charted = chart(medians, png)
     body = (
         "## List fan-out, stage by stage (issue 15, part 2)\n\n"
         f"Written by `bench/fanout.py {' '.join(sys.argv[1:])}`".rstrip()
@@ -354,7 +373,7 @@ def main() -> None:
         "A post to the 4-member list precedes each setting's posts, uncounted (the first post after "
         "Mailman starts is slower).\n\n"
         + markdown_table(header, rows)
-        + "\n"
+        + (f"\n![List fan-out]({png.name})\n" if charted else "\n(No chart: matplotlib is not installed.)\n")
     )
     print(f"written to {write_section('fanout', body)}")
 

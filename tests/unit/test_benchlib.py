@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.append(str(ROOT / "bench"))
 
 from benchlib import (  # noqa: E402
+    bar_chart,
     markdown_table,
     parse_cell,
     parse_cpu_stat,
@@ -178,3 +179,13 @@ def test_fanout_drains_the_relays_after_the_first_n() -> None:
     one = draining_inventory(relays, 1)["all"]["children"]["relays"]["hosts"]
     assert one == {"relay2": {"mailstack__draining": True}, "relay3": {"mailstack__draining": True}}
     assert draining_inventory(relays, 3)["all"]["children"]["relays"]["hosts"] == {}
+
+
+def test_bar_chart_draws_the_segments_end_to_end(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "chart.png"
+    segments = [("first", [1.0, 2.0]), ("second", [0.5, 0.0])]
+    assert bar_chart(png, "title", ["a", "b"], segments, "seconds")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="segment 'first': 1 values for 2 labels"):
+        bar_chart(png, "title", ["a", "b"], [("first", [1.0])], "seconds")
