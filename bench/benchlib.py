@@ -175,9 +175,14 @@ def bar_chart(
     labels: Sequence[str],
     segments: Sequence[tuple[str, Sequence[float]]],
     xlabel: str,
+    *,
+    log: bool = False,
 ) -> bool:
     """A horizontal bar per label, made of the named segments laid end to end (one value per label
-    each); written to png. False when matplotlib is not installed (no chart)."""
+    each), on a log scale when log (one segment only); written to png. False when matplotlib is
+    not installed (no chart)."""
+    if log and len(segments) != 1:
+        raise ValueError("a log scale takes one segment")
     for name, values in segments:
         if len(values) != len(labels):
             raise ValueError(f"segment {name!r}: {len(values)} values for {len(labels)} labels")
@@ -195,11 +200,13 @@ def bar_chart(
         ax.barh(ys, values, left=left, label=name, height=0.7)
         left = [a + b for a, b in zip(left, values, strict=True)]
     for y, total in zip(ys, left, strict=True):
-        ax.text(total, y, f" {total:.1f}", va="center", fontsize=8)
+        ax.text(total, y, f" {total:,.1f}", va="center", fontsize=8)
     ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
+    if log:
+        ax.set_xscale("log")
     ax.margins(x=0.08)
     if len(segments) > 1:
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=2, frameon=False)

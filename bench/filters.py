@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks alone")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchlib import machine, markdown_table, text_table, write_section  # noqa: PLC0415
+    from benchlib import DOCS, bar_chart, machine, markdown_table, text_table, write_section  # noqa: PLC0415
 
     load_before = machine()
     start = time.monotonic()
@@ -440,6 +440,14 @@ def main(argv: list[str] | None = None) -> int:
         "(provisioning) should count those calls on a large inventory.",
         "",
     ]
+    png = DOCS / "filters.png"
+    per_call = [(what, s * 1e3) for what, _, s in rows]
+    title = "Filter rendering and Ansible, ms per call (bench/filters.py, medians, log scale)"
+    segments = [("ms per call", [ms for _, ms in per_call])]
+    if bar_chart(png, title, [what for what, _ in per_call], segments, "milliseconds per call", log=True):
+        body += [f"![Filter rendering]({png.name})", ""]
+    else:
+        body += ["(No chart: matplotlib is not installed.)", ""]
     path = write_section("filters", "\n".join(body))
     print(f"written: {path}")
     return 0

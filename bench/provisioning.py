@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, machine, markdown_table, text_table, write_section
+from benchlib import DOCS, ROOT, bar_chart, machine, markdown_table, text_table, write_section
 
 LAB = ROOT / "scripts" / "lab"
 NEW_RELAY, NEW_RELAY_ADDRESS = "relay4", "172.30.0.34"
@@ -145,6 +145,10 @@ def main() -> None:
             f"\nGoal (a no-change run in under a fifth of the cold one): **{met}**, "
             f"{no_change:.0f} s against {base:.0f} s ({no_change / base:.2f}).\n"
         )
+    png = DOCS / "provisioning.png"
+    title = "Provisioning the lab, seconds per run (bench/provisioning.py, one run each)"
+    seconds = [("seconds", [t for _, t, _ in rows])]
+    charted = bar_chart(png, title, [name for name, _, _ in rows], seconds, "seconds")
     body = (
         "## Provisioning (issue 15, part 3)\n\n"
         f"Written by `bench/provisioning.py {' '.join(sys.argv[1:])}`".rstrip()
@@ -156,6 +160,7 @@ def main() -> None:
         "no-change run. One run each, in this order: read them as ratios within the run.\n\n"
         + markdown_table(header, table)
         + goal
+        + (f"\n![Provisioning]({png.name})\n" if charted else "\n(No chart: matplotlib is not installed.)\n")
     )
     print(f"written to {write_section('provisioning', body)}")
 
