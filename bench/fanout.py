@@ -221,7 +221,8 @@ def cpu_usec(host: str, unit: str) -> int:
     its processes have used on the host (its cgroup's cpu.stat)."""
     cmd = (
         f"u=$(systemctl list-units --type=service --state=running --plain --no-legend {shlex.quote(unit)}"
-        " | awk 'NR == 1 {print $1}'); cg=$(systemctl show -P ControlGroup \"$u\"); "
+        " | awk 'NR == 1 {print $1}'); [ -n \"$u\" ] || exit 1; "
+        "cg=$(systemctl show -P ControlGroup \"$u\"); [ -n \"$cg\" ] || exit 1; "
         "f=/sys/fs/cgroup$cg/cpu.stat; [ -f $f ] || f=/sys/fs/cgroup/unified$cg/cpu.stat; "
         "awk '/^usage_usec/ {print $2}' $f"
     )
@@ -316,13 +317,14 @@ def main() -> None:
         sys.exit(f"fanout: --relays {args.relays}: the lab has {len(relays)} relays")
     sleeps = args.runner_sleep.split(",") if args.runner_sleep else [""]
     maxima = args.max_recipients.split(",") if args.max_recipients else [""]
-    changed = bool(args.runner_sleep or args.max_recipients or args.relays)
+    converged = applied = ({}, len(relays))  # the lab as converged: its own settings, every relay
     try:
         for count, sleep, most in itertools.product(counts, sleeps, maxima):
             extra_vars = {"mailman_core__runner_sleep_time": sleep, "mailman_core__max_recipients": most}
             extra_vars = {name: value for name, value in extra_vars.items() if value}
-            if extra_vars or count < len(relays):
+            if (extra_vars, count) != applied:
                 apply_setting(extra_vars, relays, count, active)
+                applied = (extra_vars, count)
             # One post first, not counted: the first after Mailman (re)started is slower.
             post_once(internet, "announce", LISTS["announce"], hosts, active)
             idle = idle_cpu(active)
@@ -342,7 +344,7 @@ def main() -> None:
                 medians.append((label, med))
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
     finally:
-        if changed:
+        if applied != converged:
             apply_setting({}, relays, len(relays), active)
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
     header += ["recipients/s", "postfix-out messages", "Mailman CPU s", "Mailman CPU ms/member"]

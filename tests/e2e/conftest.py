@@ -13,11 +13,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: smtpclient
 
-_FIGURES: list[tuple[str, str]] = []
+_FIGURES: list[tuple[str, str]] = []  # (node id, figure)
 
 
-def _name(item) -> str:
-    return item.nodeid.split("::", 1)[-1]
+def _name(nodeid: str) -> str:
+    return nodeid.split("::", 1)[-1]
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def figure(request):
     """figure(text): record one figure of this check (also printed when the check runs)."""
 
     def record(text: str) -> None:
-        _FIGURES.append((_name(request.node), text))
+        _FIGURES.append((request.node.nodeid, text))
         print(text)
 
     return record
@@ -35,13 +35,14 @@ def figure(request):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call" and report.passed and not any(n == _name(item) for n, _ in _FIGURES):
+    passed = report.when == "call" and report.passed and not hasattr(report, "wasxfail")
+    if passed and not any(nodeid == item.nodeid for nodeid, _ in _FIGURES):
         report.outcome = "failed"
-        report.longrepr = f"{_name(item)} passed without reporting its figure (the figure fixture)"
+        report.longrepr = f"{_name(item.nodeid)} passed without reporting its figure (the figure fixture)"
 
 
 def pytest_terminal_summary(terminalreporter):
     if _FIGURES:
         terminalreporter.section("figures")
-        for name, text in _FIGURES:
-            terminalreporter.write_line(f"{name}: {text}")
+        for nodeid, text in _FIGURES:
+            terminalreporter.write_line(f"{_name(nodeid)}: {text}")

@@ -28,8 +28,9 @@ def internet():
 
 
 def copies(token: str) -> list[str]:
-    """The stored files that contain token."""
-    out = internet().run(f"grep -rlF -e {shlex.quote(token)} {STORE}")
+    """The stored files that contain token (in the Maildirs' new/: tmp/ holds copies being written,
+    which move away)."""
+    out = internet().run(f"grep -rlF -e {shlex.quote(token)} {STORE}/*/new")
     return out.stdout.split()
 
 
