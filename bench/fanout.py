@@ -356,7 +356,7 @@ def main() -> None:
     charted = chart(medians, png)
     body = (
         "## List fan-out, stage by stage (issue 15, part 2)\n\n"
-        f"Written by `bench/fanout.py {' '.join(sys.argv[1:])}`".rstrip()
+        f"Written by `{' '.join(['bench/fanout.py', *sys.argv[1:]])}`"
         + f" on {started}. Machine: {load_before} (before), {machine()} (after). "
         f"The lab as converged: {len(hosts['mx'])} MX nodes, the active back-end {active}, "
         f"{len(relays)} relays (fewer where a row says so: the others drained). "

@@ -151,7 +151,7 @@ def main() -> None:
     charted = bar_chart(png, title, [name for name, _, _ in rows], seconds, "seconds")
     body = (
         "## Provisioning (issue 15, part 3)\n\n"
-        f"Written by `bench/provisioning.py {' '.join(sys.argv[1:])}`".rstrip()
+        f"Written by `{' '.join(['bench/provisioning.py', *sys.argv[1:]])}`"
         + f" on {started}. "
         f"Machine: {load_before} (before), {machine()} (after).\n\n"
         "The lab inventory (13 hosts), `site.yml` through `scripts/lab converge` with Mitogen's "
