@@ -73,8 +73,9 @@ molecule: bootstrap
 # bench-smtp, 172.31.19.0/24), measures with one message per connection, then again (--reuse) with
 # kept connections on two cells, and removes it; BENCH_ARGS goes to the first run (e.g. --quick).
 # Then the lab ones: fanout posts to the lab's lists of 10, 1,000 and 10,000 members on a converged
-# lab (scripts/lab ensure) with 1, 2 and 3 relays (add --runner-sleep 1s,0.1s or --max-recipients
-# 500,100 by hand to compare Mailman's settings: each setting converges the back-ends again), and
+# lab (scripts/lab ensure) with 1, 2 and 3 relays (each count converges the back-ends again; run
+# bench/fanout.py with --runner-sleep 1s,0.1s or --max-recipients 500,100 to compare Mailman's
+# settings too), and
 # provisioning rebuilds the lab from nothing (cold site.yml), then times no-change runs and a relay
 # added and removed; it leaves the lab converged.
 BENCH_ARGS ?=

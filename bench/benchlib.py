@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,11 @@ def write_section(name: str, body: str, readme: Path | None = None) -> Path:
     tmp.write_text(replace_section(old, name, body))
     os.replace(tmp, path)
     return path
+
+
+def command_line(script: str, args: Sequence[str]) -> str:
+    """How a benchmark was run, for its section: `bench/<script> <args>`, quoted as a shell would."""
+    return shlex.join([f"bench/{script}", *args])
 
 
 def machine() -> str:

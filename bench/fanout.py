@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import inventory
 import testinfra
-from benchlib import DOCS, ROOT, bar_chart, machine, markdown_table, text_table, write_section
+from benchlib import DOCS, ROOT, bar_chart, command_line, machine, markdown_table, text_table, write_section
 from smtpclient import first_refusal, message, send
 
 LAB = "mailstack-lab-"
@@ -335,7 +335,7 @@ def main() -> None:
                 rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
                 label = f"{name} ({members})" + (f", runners sleep {sleep}" if sleep else "")
                 label += f", max_recipients {most}" if most else ""
-                label += f", {count} relays" if args.relays else ""
+                label += f", {count} relay{'s' if count > 1 else ''}" if args.relays else ""
                 rows.append(
                     (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
                      f"{rate:.0f}", f"{med['messages']:.0f}", f"{med['mailman_cpu']:.2f}",
@@ -356,7 +356,7 @@ def main() -> None:
     charted = chart(medians, png)
     body = (
         "## List fan-out, stage by stage (issue 15, part 2)\n\n"
-        f"Written by `{' '.join(['bench/fanout.py', *sys.argv[1:]])}`"
+        f"Written by `{command_line('fanout.py', sys.argv[1:])}`"
         + f" on {started}. Machine: {load_before} (before), {machine()} (after). "
         f"The lab as converged: {len(hosts['mx'])} MX nodes, the active back-end {active}, "
         f"{len(relays)} relays (fewer where a row says so: the others drained). "

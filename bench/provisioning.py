@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import DOCS, ROOT, bar_chart, machine, markdown_table, text_table, write_section
+from benchlib import DOCS, ROOT, bar_chart, command_line, machine, markdown_table, text_table, write_section
 
 LAB = ROOT / "scripts" / "lab"
 NEW_RELAY, NEW_RELAY_ADDRESS = "relay4", "172.30.0.34"
@@ -151,7 +151,7 @@ def main() -> None:
     charted = bar_chart(png, title, [name for name, _, _ in rows], seconds, "seconds")
     body = (
         "## Provisioning (issue 15, part 3)\n\n"
-        f"Written by `{' '.join(['bench/provisioning.py', *sys.argv[1:]])}`"
+        f"Written by `{command_line('provisioning.py', sys.argv[1:])}`"
         + f" on {started}. "
         f"Machine: {load_before} (before), {machine()} (after).\n\n"
         "The lab inventory (13 hosts), `site.yml` through `scripts/lab converge` with Mitogen's "

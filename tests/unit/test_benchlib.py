@@ -13,6 +13,7 @@ sys.path.append(str(ROOT / "bench"))
 
 from benchlib import (  # noqa: E402
     bar_chart,
+    command_line,
     markdown_table,
     parse_cell,
     parse_cpu_stat,
@@ -189,3 +190,9 @@ def test_bar_chart_draws_the_segments_end_to_end(tmp_path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="segment 'first': 1 values for 2 labels"):
         bar_chart(png, "title", ["a", "b"], [("first", [1.0])], "seconds")
+
+
+def test_command_line_names_the_script_and_quotes_its_arguments() -> None:
+    assert command_line("fanout.py", []) == "bench/fanout.py"
+    got = command_line("fanout.py", ["--relays", "1,2", "--lists", "a b"])
+    assert got == "bench/fanout.py --relays 1,2 --lists 'a b'"
