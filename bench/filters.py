@@ -243,7 +243,11 @@ def site_inventory() -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
             hostvars[host] = {"mailstack__address": f"10.{net}.{i // 250}.{i % 250 + 1}"}
     for i, host in enumerate(groups["mailman_core"]):
         hostvars[host]["mailman_core__domains"] = [{"name": f"lists{i}.example.org"}]
-    groups["db"] = [groups["mailman_core"][0]]
+    # One storage host (database and Mailman's shared data) and one active back-end, the others
+    # standbys: the topology refuses several back-ends without them.
+    groups["db"] = groups["nfs_server"] = ["store0"]
+    hostvars["store0"] = {"mailstack__address": f"10.{len(SITE) + 1}.0.1"}
+    hostvars[groups["mailman_core"][0]]["mailstack__active_backend"] = True
     return groups, hostvars
 
 
@@ -434,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         f"host ({site / hosts / task:.0%} of it) and {templating * 1e3:.0f} ms for Ansible's own "
         "templating of the role's inputs; the postfix role runs about 20 tasks per host. The "
         "merge and render are a negligible share of a converge. What does grow with the site: "
-        f"`mailstack_topology` over {hosts} hosts takes {topology * 1e3:.0f} ms per call (its "
+        f"`mailstack_topology` over {len(site_inventory()[1])} hosts takes {topology * 1e3:.0f} ms "
+        "per call (its "
         "firewall rules pair every relay with every back-end), and `playbooks/vars/topology.yml` is "
         "a lazily templated variable, so each reference on each host may run it again: part 3 "
         "(provisioning) should count those calls on a large inventory.",

@@ -476,3 +476,18 @@ def test_nfs_is_open_to_the_backends_only():
     rules = {r["name"]: r for r in topo["ingress"]["store1"]}
     assert rules["nfs_server-nfs"]["ports"] == [2049]
     assert rules["nfs_server-nfs"]["sources"] == ["10.0.0.21/32", "10.0.0.22/32"]
+
+
+def test_the_filter_benchmarks_site_is_a_topology_it_accepts():
+    """bench/filters.py times the filter on an 851-host site: the site must stay valid as the
+    topology's rules grow (one active back-end, shared storage)."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("bench_filters_site", ROOT / "bench" / "filters.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    topo = mailstack_topology(*bench.site_inventory())
+    assert topo["backend_active"] == "mailman_core0"
+    assert len(topo["backend_standbys"]) == 149
+    assert len(topo["relay_next_hops"]) == 600
