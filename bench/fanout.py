@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Issue 15, part 2: where the time goes from one post to every member's inbox, stage by stage.
 
-    .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2,3]
-                                     [--runner-sleep 1s,0.1s] [--max-recipients 500,100]
+    .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2]
+                                     [--runner-sleep 0.1s] [--max-recipients 100,50]
                                      [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
@@ -23,14 +23,14 @@ Mailman handed out, not times.
 Around each post, the CPU that Mailman's service on the active back-end and PostgreSQL's on the
 database host used (their cgroups' cpu.stat) tells how much of Mailman's time is its own work.
 
-With --runner-sleep, each value of mailman_core__runner_sleep_time (how long Mailman's runners
-sleep on an empty queue) is applied to the back-ends first (playbooks/mailman_core.yml with -e),
-the lists posted to, and the inventory's own setting applied again at the end; --max-recipients
-does the same with mailman_core__max_recipients (the most members Mailman puts on one message).
-With --relays, each count N of relays is applied the same way: the relays after the first N are
-marked draining (mailstack__draining in an extra inventory), so postfix-out spreads Mailman's mail
-over the first N only; the lab's own relay set is applied again at the end. Every combination of
-the given values is measured.
+The lists are posted to first with the lab as converged (its own settings, every relay), then
+once for each value of each option, that option alone changed (one factor at a time):
+--runner-sleep sets mailman_core__runner_sleep_time (how long Mailman's runners sleep on an empty
+queue), --max-recipients mailman_core__max_recipients (the most members Mailman puts on one
+message); each is applied to the back-ends (playbooks/mailman_core.yml with -e) before the posts.
+--relays N marks the relays after the first N draining (mailstack__draining in an extra
+inventory), so postfix-out spreads Mailman's mail over the first N only (N equal to the lab's
+relay count is the first setting already). The lab's own settings are applied again at the end.
 
 All times are seconds after the MX's 250. The containers share the machine's clock. Each list is
 posted to --repeats times, one post at a time, every copy counted (a lost or duplicated copy
@@ -41,7 +41,6 @@ docs/benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import re
@@ -254,17 +253,15 @@ def apply_setting(extra_vars: dict[str, str], relays: list[str], count: int, act
     again."""
     extra = [a for name, value in extra_vars.items() for a in ("-e", f"{name}={value}")]
     env = dict(os.environ)
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
-        json.dump(draining_inventory(relays, count), f)
-    if count < len(relays):
-        env["MAILSTACK_LAB_EXTRA_INVENTORY"] = f.name
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        if count < len(relays):
+            drain = Path(tmp) / "draining.yml"
+            drain.write_text(json.dumps(draining_inventory(relays, count)))
+            env["MAILSTACK_LAB_EXTRA_INVENTORY"] = str(drain)
         proc = subprocess.run(
             [str(ROOT / "scripts" / "lab"), "play", "playbooks/mailman_core.yml", *extra],
             cwd=ROOT, capture_output=True, text=True, check=False, env=env,
         )
-    finally:
-        os.unlink(f.name)
     if proc.returncode != 0:
         out = f"{proc.stdout[-3000:]}\n{proc.stderr[-1000:]}"
         sys.exit(f"fanout: mailman_core.yml {' '.join(extra)} with {count} relays failed:\n{out}")
@@ -274,6 +271,26 @@ def apply_setting(extra_vars: dict[str, str], relays: list[str], count: int, act
         if time.monotonic() > deadline:
             sys.exit(f"fanout: Mailman's LMTP on {active} did not answer within 120 s")
         time.sleep(1)
+
+
+def split(values: str) -> list[str]:
+    """An option's comma-separated values ("" for none)."""
+    return [v.strip() for v in values.split(",") if v.strip()]
+
+
+def one_at_a_time(
+    options: dict[str, list[str]], counts: list[int], relays: int
+) -> list[tuple[str, dict, int]]:
+    """The settings measured, as (label, extra vars, relays serving): the lab as converged first
+    (no extra vars, every relay), then each value of each option with only that option changed;
+    a relay count equal to the lab's is the first setting already."""
+    every = f"{relays} relay{'s' if relays > 1 else ''}"
+    settings = [(f"lab settings ({every})", {}, relays)]
+    settings += [(f"{n} relay{'s' if n > 1 else ''}", {}, n) for n in counts if n != relays]
+    for name, values in options.items():
+        short = name.removeprefix("mailman_core__")
+        settings += [(f"{short} {value}", {name: value}, relays) for value in values]
+    return settings
 
 
 def chart(medians: list[tuple[str, dict]], png: Path) -> bool:
@@ -312,16 +329,16 @@ def main() -> None:
     load_before = machine()
     rows, medians = [], []
     relays = hosts["relays"]
-    counts = [int(n) for n in args.relays.split(",")] if args.relays else [len(relays)]
+    counts = [int(n) for n in split(args.relays)]
     if any(not 1 <= n <= len(relays) for n in counts):
         sys.exit(f"fanout: --relays {args.relays}: the lab has {len(relays)} relays")
-    sleeps = args.runner_sleep.split(",") if args.runner_sleep else [""]
-    maxima = args.max_recipients.split(",") if args.max_recipients else [""]
+    options = {
+        "mailman_core__runner_sleep_time": split(args.runner_sleep),
+        "mailman_core__max_recipients": split(args.max_recipients),
+    }
     converged = applied = ({}, len(relays))  # the lab as converged: its own settings, every relay
     try:
-        for count, sleep, most in itertools.product(counts, sleeps, maxima):
-            extra_vars = {"mailman_core__runner_sleep_time": sleep, "mailman_core__max_recipients": most}
-            extra_vars = {name: value for name, value in extra_vars.items() if value}
+        for label_setting, extra_vars, count in one_at_a_time(options, counts, len(relays)):
             if (extra_vars, count) != applied:
                 apply_setting(extra_vars, relays, count, active)
                 applied = (extra_vars, count)
@@ -333,9 +350,7 @@ def main() -> None:
                 runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 rate = members / med["stored_last"] if med["stored_last"] > 0 else 0
-                label = f"{name} ({members})" + (f", runners sleep {sleep}" if sleep else "")
-                label += f", max_recipients {most}" if most else ""
-                label += f", {count} relay{'s' if count > 1 else ''}" if args.relays else ""
+                label = f"{name} ({members}), {label_setting}"
                 rows.append(
                     (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
                      f"{rate:.0f}", f"{med['messages']:.0f}", f"{med['mailman_cpu']:.2f}",
@@ -359,7 +374,9 @@ def main() -> None:
         f"Written by `{command_line('fanout.py', sys.argv[1:])}`"
         + f" on {started}. Machine: {load_before} (before), {machine()} (after). "
         f"The lab as converged: {len(hosts['mx'])} MX nodes, the active back-end {active}, "
-        f"{len(relays)} relays (fewer where a row says so: the others drained). "
+        f"{len(relays)} relays. Each row's setting: the lab's own (\"lab settings\"), or that with one "
+        "change: fewer relays serving (the others drained), or one of Mailman's settings "
+        "(`mailman_core__` + its name). "
         f"Medians of {args.repeats} posts per list, one at a time.\n\n"
         "Each column is seconds after the MX's 250 (\"250 after\": the SMTP session until then, "
         "scanning included), read from the hosts' Postfix logs by the post's Message-ID and from the "

@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Written by `bench/filters.py --repeats {args.repeats}` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: {load_before} (before), "
-        f"{machine()} (after); the figures scale with the load (other agents' tests shared the cores).",
+        f"{machine()} (after); the figures are CPU time on this machine and scale with its load.",
         "",
         "The real filters of `filter_plugins/` on the postfix role's real defaults (every profile, "
         "rspamd's milter as a dependent profile), templated by Ansible's own `Templar` as the role "

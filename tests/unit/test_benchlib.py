@@ -182,6 +182,24 @@ def test_fanout_drains_the_relays_after_the_first_n() -> None:
     assert draining_inventory(relays, 3)["all"]["children"]["relays"]["hosts"] == {}
 
 
+def test_fanout_changes_one_setting_at_a_time_around_the_labs_own() -> None:
+    from fanout import one_at_a_time, split  # noqa: PLC0415
+
+    assert split("") == []
+    assert split("1, 2,") == ["1", "2"]
+    options = {"mailman_core__runner_sleep_time": ["0.1s"], "mailman_core__max_recipients": ["100", "50"]}
+    got = one_at_a_time(options, [1, 3, 2], 3)
+    assert got == [
+        ("lab settings (3 relays)", {}, 3),  # first; a count equal to the lab's is not repeated
+        ("1 relay", {}, 1),
+        ("2 relays", {}, 2),
+        ("runner_sleep_time 0.1s", {"mailman_core__runner_sleep_time": "0.1s"}, 3),
+        ("max_recipients 100", {"mailman_core__max_recipients": "100"}, 3),
+        ("max_recipients 50", {"mailman_core__max_recipients": "50"}, 3),
+    ]
+    assert one_at_a_time({"mailman_core__max_recipients": []}, [], 1) == [("lab settings (1 relay)", {}, 1)]
+
+
 def test_bar_chart_draws_the_segments_end_to_end(tmp_path) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "chart.png"
