@@ -7,7 +7,8 @@ Steps, each timed from the controller and in this order:
                project's ansible.cfg (pipelining, jsonfile fact cache, forks 12)
   variants     the no-change run again with one setting changed: Mitogen off (Ansible's own linear
                strategy, pipelining on), Mitogen and pipelining off, the fact cache off (facts
-               gathered on every run), forks 5
+               gathered on every run), forks 5, the topology derived at each use instead of once
+               per play (playbooks/tasks/topology.yml skipped by its tag)
   scale        a fifth relay: `scripts/lab up` with an extra inventory, then
                `scale.yml --limit relay4,mailman_core`; then `remove-node.yml -e node=relay4`
 Each run's changed tasks are summed from its PLAY RECAP. Prints the table and writes the section
@@ -42,6 +43,8 @@ VARIANTS = {
     "no-change, Mitogen off, pipelining off": {"ANSIBLE_STRATEGY": "linear", "ANSIBLE_PIPELINING": "False"},
     "no-change, fact cache off": {"ANSIBLE_CACHE_PLUGIN": "memory"},
     "no-change, forks 5": {"ANSIBLE_FORKS": "5"},
+    # Each play derives the topology once (playbooks/tasks/topology.yml); skipped, every use derives it.
+    "no-change, topology derived at each use": {"ANSIBLE_SKIP_TAGS": "mailstack_topology_once"},
 }
 
 
