@@ -10,7 +10,9 @@ profile, rspamd's dependent profile), templated by Ansible's own Templar as the 
     each kind of host: an MX node, a list back-end (primary + postfix-out), a relay;
   - a site of 1,000 instances: 100 MX nodes, 150 back-ends and 600 relays (850 hosts; each
     back-end's postfix-out spreads over the 600 relays), and one host with 1,000 instances;
-  - mailstack_topology (filter_plugins/mailstack.py) over that 850-host inventory;
+  - mailstack_topology (filter_plugins/mailstack.py) over that 850-host inventory, and through
+    Ansible: one task using mailstack__topology on every host of the site divided by 16 and by 8,
+    derived at each use and once per play (playbooks/tasks/topology.yml);
   - the pieces: postfix_merge_params, postfix_merge_services, postfix_main_cf, postfix_master_cf,
     mailstack_merge_by_name.
 
@@ -25,6 +27,7 @@ import argparse
 import copy
 import importlib.util
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -233,12 +236,13 @@ def site_inputs(variables: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"mx": mx, "mailman_core": backend, "relays": relay, "one host, 1,000 instances": many}
 
 
-def site_inventory() -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    """groups and hostvars of the 850-host site, as mailstack_topology receives them."""
+def site_inventory(divisor: int = 1) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """groups and hostvars of the 850-host site (each group divided by divisor), as
+    mailstack_topology receives them."""
     groups: dict[str, list[str]] = {}
     hostvars: dict[str, dict[str, Any]] = {}
-    for net, (group, count) in enumerate(SITE.items(), 1):
-        groups[group] = [f"{group}{i}" for i in range(count)]
+    for net, (group, whole) in enumerate(SITE.items(), 1):
+        groups[group] = [f"{group}{i}" for i in range(max(1, whole // divisor))]
         for i, host in enumerate(groups[group]):
             hostvars[host] = {"mailstack__address": f"10.{net}.{i // 250}.{i % 250 + 1}"}
     for i, host in enumerate(groups["mailman_core"]):
@@ -354,7 +358,63 @@ def measure_site(repeats: int = 5) -> list[tuple[str, int, float]]:
         )
     )
     rows.append(("Ansible: one no-op task (ansible.builtin.stat) on one host", 0, ansible_task_seconds()))
+    for divisor in TOPOLOGY_DIVISORS:
+        hosts = len(site_inventory(divisor)[1])
+        for once in (False, True):
+            how = "derived once per play" if once else "derived at each use"
+            what = f"Ansible: one task using the topology on each of {hosts} hosts, {how}"
+            rows.append((what, 0, topology_task_seconds(divisor, once)))
     return rows
+
+
+# The site divided by 16 and by 8 (53 and 106 hosts): the topology through Ansible (the whole site,
+# derived at each use, would take minutes per task).
+TOPOLOGY_DIVISORS = (16, 8)
+
+
+def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
+    """Seconds one task that uses mailstack__topology costs on every host of the site divided by
+    divisor (Ansible's linear strategy, local connection, the project's ansible.cfg otherwise): the
+    real playbooks/vars/topology.yml, and with once the real playbooks/tasks/topology.yml first;
+    the difference between playbooks with and without `tasks` such debug tasks, divided by `tasks`."""
+    groups, hostvars = site_inventory(divisor)
+    children = {g: {"hosts": {h: hostvars[h] for h in hosts}} for g, hosts in groups.items()}
+    children["nfs_server"] = {"hosts": dict.fromkeys(groups["nfs_server"])}  # store0 is in db already
+
+    def run(count: int, tmp: str) -> float:
+        play: dict[str, Any] = {
+            "name": "Tasks using the topology",
+            "hosts": "all",
+            "connection": "local",
+            "gather_facts": False,
+            "vars_files": [str(ROOT / "playbooks" / "vars" / "topology.yml")],
+            "tasks": [{"name": "Not using it", "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}}],
+        }
+        play["tasks"] += [
+            {"name": f"Using it {i}", "ansible.builtin.debug": {"msg": "{{ mailstack__topology.db_port }}"}}
+            for i in range(count)
+        ]
+        if once:
+            tasks_file = str(ROOT / "playbooks" / "tasks" / "topology.yml")
+            play["pre_tasks"] = [{"name": "Once", "ansible.builtin.import_tasks": tasks_file}]
+        book = Path(tmp) / "play.yml"
+        book.write_text(yaml.safe_dump([play]))
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_HOME": f"{tmp}/home",
+            "ANSIBLE_STRATEGY": "linear",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        }
+        inventory = str(Path(tmp) / "inventory.yml")
+        cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", inventory, str(book)]
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp:
+        (Path(tmp) / "inventory.yml").write_text(yaml.safe_dump({"all": {"children": children}}))
+        return (run(tasks, tmp) - run(0, tmp)) / tasks
 
 
 def ansible_task_seconds(tasks: int = 20) -> float:
@@ -416,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     many = next(s for what, _, s in rows if what.endswith("1,000 instances"))
     task = next(s for what, _, s in rows if what.startswith("Ansible: one no-op"))
     hosts = sum(SITE.values())
+    topo_rows = [(re.search(r"on each of (\d+) hosts", what), what, sec) for what, _, sec in rows]
+    lazy = {int(m[1]): sec for m, what, sec in topo_rows if m and what.endswith("at each use")}
+    fact = {int(m[1]): sec for m, what, sec in topo_rows if m and what.endswith("once per play")}
     body = [
         "## Filter rendering (issue 15, part 4)",
         "",
@@ -428,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         "does. The site: 100 MX nodes, 150 list back-ends (primary + `postfix-out`, which spreads "
         "over all 600 relays: a 600-entry `randmap` and `smtp_fallback_relay`), 600 relays: "
         f"1,000 instances on 850 hosts. Medians of {args.repeats} runs (the whole site: one run). "
-        "The last row is Ansible itself: one no-op task on one host.",
+        "The last rows are Ansible itself: one no-op task on one host, and one task using the "
+        "topology on every host of a smaller site (the site's groups divided by 16 and by 8; "
+        "linear strategy, local connection).",
         "",
         markdown_table(header, table),
         f"All 1,000 instances merge, check and render in {site:.1f} s of controller CPU "
@@ -440,9 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         "merge and render are a negligible share of a converge. What does grow with the site: "
         f"`mailstack_topology` over {len(site_inventory()[1])} hosts takes {topology * 1e3:.0f} ms "
         "per call (its "
-        "firewall rules pair every relay with every back-end), and `playbooks/vars/topology.yml` is "
-        "a lazily templated variable, so each reference on each host may run it again: part 3 "
-        "(provisioning) should count those calls on a large inventory.",
+        "firewall rules pair every relay with every back-end). Through Ansible, "
+        "`playbooks/vars/topology.yml`'s `mailstack__topology` is a lazily templated variable: "
+        "derived at each use, one task that uses it costs "
+        + ", ".join(f"{lazy[h]:.1f} s on {h} hosts" for h in lazy)
+        + "; derived once per play (`playbooks/tasks/topology.yml`, what every tier play does first), "
+        + ", ".join(f"{fact[h]:.1f} s" for h in fact)
+        + " (the last rows).",
         "",
     ]
     png = DOCS / "filters.png"
