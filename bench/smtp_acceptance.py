@@ -569,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine()}; load average (1, 5, 15 min) {fmt.format(*load_start)} at the start, "
         f"{fmt.format(*load_before)} before the first measured run, "
         f"{fmt.format(*load_after)} after the last. "
-        "Other agents' tests ran on the same 2 cores: compare paths within one cell, not with other runs.",
+        "The load average includes the benchmark's own senders and paths (up to 20 sessions); "
+        "compare paths within one cell, not with other runs.",
         "",
         "One container (`mailstack/base:bookworm`, systemd) converged with the real roles "
         "(`bench/smtp_acceptance/converge.yml`: clamav with its offline signature file, rspamd offline, "
