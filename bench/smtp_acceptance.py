@@ -83,7 +83,6 @@ TUNINGS: list[tuple[str, str | None]] = [
     ("maillog_file", None),
     ("smtpd_peername_lookup", None),
     ("smtpd_tls_security_level", "may"),
-    ("smtpd_error_sleep_time", None),
     ("smtpd_delay_reject", None),
     ("smtp_connect_timeout", None),
 ]
