@@ -72,6 +72,7 @@ molecule: bootstrap
 # docs/benchmarks/README.md. smtp_acceptance makes and converges its own container (network
 # bench-smtp, 172.31.19.0/24), measures with one message per connection, then again (--reuse) with
 # kept connections on two cells, and removes it; BENCH_ARGS goes to the first run (e.g. --quick).
+# A third run (--relay, its own container) measures the relay profile's tunings, each set back alone.
 # Then the lab ones: provisioning rebuilds the lab from nothing (cold site.yml), times no-change
 # runs and a relay added and removed, and leaves the lab converged; fanout posts to the lab's lists
 # of 10, 1,000 and 10,000 members with the lab's own settings, then with one change at a time
@@ -82,6 +83,7 @@ bench: bootstrap
 	@python bench/filters.py
 	@python bench/smtp_acceptance.py --keep $(BENCH_ARGS)
 	@python bench/smtp_acceptance.py --reuse --kept-connection --quick --no-ablation
+	@python bench/smtp_acceptance.py --relay
 	@python bench/provisioning.py
 	@scripts/lab ensure
 	@python bench/fanout.py --relays 1,2 --max-recipients 100 --runner-sleep 0.1s

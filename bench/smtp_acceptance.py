@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """SMTP acceptance of every Postfix path mailstack builds, side by side in one container.
 
-    .venv/bin/python bench/smtp_acceptance.py [--repeats 3] [--seconds 2] [--keep] [--reuse]
+    .venv/bin/python bench/smtp_acceptance.py [--repeats 3] [--seconds 2] [--keep] [--reuse] [--relay]
 
 One container from mailstack/base:bookworm (systemd) on the docker network bench-smtp
 (172.31.19.0/24), converged with the project's real roles (bench/smtp_acceptance/converge.yml:
@@ -14,6 +14,7 @@ clamav, rspamd, postfix), runs these paths at once, each on its own port:
                    rspamd milter, which hands every whole message to clamd
   stock            a Postfix instance with the role's base main.cf (Debian's values) and a relayhost
   postfix-no-X     postfix-out with the one tuning X set back to its stock value (--ablation)
+  postfix-relay    the relay profile delivering to the sink, and its variants (--relay only)
 
 Every instance relays what it accepts to a second smtp-sink (127.0.0.1:2525), which discards it:
 a run ends when smtp-source has its last 250 (accepted) and the instance's queue is empty
@@ -88,6 +89,20 @@ TUNINGS: list[tuple[str, str | None]] = [
 ]
 
 
+# The relay profile's settings that differ from Postfix's defaults for speed or capacity, set back
+# alone in the relay instances (--relay). Its other entries are delivery policy (per-provider
+# limits, timeouts, backoff, queue lifetimes, TLS) that a single local receiver cannot exercise.
+# tests/unit/test_benchlib.py checks that each name is in the profile.
+RELAY_PROFILE = ROOT / "roles" / "postfix" / "defaults" / "main" / "profile_relay.yml"
+RELAY_TUNINGS: list[tuple[str, str | None]] = [
+    ("default_process_limit", None),
+    ("smtpd_delay_reject", None),
+    ("smtp_connection_cache_time_limit", None),
+    ("smtp_connection_reuse_count_limit", None),
+]
+RELAY = "postfix-relay"
+
+
 @dataclass(frozen=True)
 class PathSpec:
     name: str
@@ -101,8 +116,14 @@ def stock_value(name: str, stock: str | None) -> dict[str, str]:
     return {"name": name, "state": "absent"} if stock is None else {"name": name, "value": stock}
 
 
-def ablation_name(param: str) -> str:
-    return "postfix-no-" + param.removeprefix("smtpd_").removeprefix("smtp_").replace("_", "-")
+def ablation_name(param: str, base: str = "postfix") -> str:
+    return f"{base}-no-" + param.removeprefix("smtpd_").removeprefix("smtp_").replace("_", "-")
+
+
+def relay_paths() -> list[str]:
+    """The relay instances (--relay): as the role renders the profile, every tuning at its stock
+    value, and each tuning set back alone."""
+    return [RELAY, f"{RELAY}-untuned"] + [ablation_name(p, RELAY) for p, _ in RELAY_TUNINGS]
 
 
 def paths() -> dict[str, PathSpec]:
@@ -127,6 +148,11 @@ def paths() -> dict[str, PathSpec]:
     for index, (param, stock) in enumerate(TUNINGS):
         name = ablation_name(param)
         specs.append(out(name, 10030 + index, f"postfix-out with {param} = {stock or 'default'}"))
+    specs.append(out(RELAY, 10040, "the relay profile as rendered by the role, relaying to the sink"))
+    specs.append(out(f"{RELAY}-untuned", 10041, "the relay profile, every tuning at its stock value"))
+    for index, (param, stock) in enumerate(RELAY_TUNINGS):
+        name = ablation_name(param, RELAY)
+        specs.append(out(name, 10042 + index, f"{RELAY} with {param} = {stock or 'default'}"))
     return {spec.name: spec for spec in specs}
 
 
@@ -159,6 +185,13 @@ def instances() -> list[dict]:
         result.append(
             {"name": name, "port": spec[name].port, **loopback, "maincf": [stock_value(param, stock)]}
         )
+    # The relay profile, delivering everything to the sink (relayhost) instead of by MX lookup.
+    relay = {"profile": "relay", "inet_interfaces": "127.0.0.1", "mynetworks": ["127.0.0.0/8"]}
+    to_sink = {"name": "relayhost", "value": RELAY_SINK}
+    reverted = {RELAY: [], f"{RELAY}-untuned": [stock_value(p, s) for p, s in RELAY_TUNINGS]}
+    reverted |= {ablation_name(p, RELAY): [stock_value(p, s)] for p, s in RELAY_TUNINGS}
+    for name, maincf in reverted.items():
+        result.append({"name": name, "port": spec[name].port, **relay, "maincf": [to_sink, *maincf]})
     return result
 
 
@@ -480,6 +513,11 @@ def main(argv: list[str] | None = None) -> int:
         "writes its own section",
     )
     parser.add_argument("--no-ablation", action="store_true", help="skip the one-tuning-reverted instances")
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="only the relay profile's instances, each tuning set back alone; writes its own section",
+    )
     parser.add_argument("--reuse", action="store_true", help="use the running container (no create/converge)")
     parser.add_argument("--keep", action="store_true", help="keep the container afterwards")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks alone")
@@ -494,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
             converge(ROOT / ".cache" / "bench" / "smtp_acceptance-converge.log")
         converged = time.monotonic() - t0
         start_sinks()
+        if args.relay:
+            return relay_main(args, command, t0, load_start, converged)
         main_paths = ["smtp-sink", "postfix-out", "postfix-untuned", "scanning", "stock"]
         cells = shapes(args.quick, args.kept_connection)
         load_before = host_load()
@@ -615,6 +655,70 @@ def main(argv: list[str] | None = None) -> int:
         ]
     path = write_section("smtp_acceptance" + suffix.replace("-", "_"), "\n".join(body))
     print(f"written: {path}" + (f", {png}" if charted else ""))
+    return 0
+
+
+RELAY_HEADER = [
+    "cell", "instance", "set back to stock", "accepted msg/s", "relayed msg/s",
+    f"relayed x {RELAY}", "CPU ms/msg", f"CPU vs {RELAY}",
+]  # fmt: skip
+
+
+def relay_main(
+    args: argparse.Namespace, command: str, t0: float, load_start: tuple, converged: float
+) -> int:
+    """--relay: the relay profile's instances on the ablation cells; writes the section
+    smtp_acceptance_relay. Runs inside main's try (the container is removed unless --keep)."""
+    names = relay_paths()
+    cells = [Shape(4096, 5, 1, args.kept_connection), Shape(4096, 5, 20, args.kept_connection)]
+    load_before = host_load()
+    results = measure(names, cells, args.repeats, args.seconds, args.max_messages)
+    load_after = host_load()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    save_raw(results, ROOT / "bench" / "results" / f"smtp_acceptance-relay-{stamp}.json")
+    reverted = {RELAY: "none", f"{RELAY}-untuned": "all of them"}
+    reverted |= {ablation_name(p, RELAY): f"{p} = {s or 'default'}" for p, s in RELAY_TUNINGS}
+    table: list[list[str]] = []
+    for shape in cells:
+        base = results[(shape, RELAY)]
+        for name in names:
+            r = results[(shape, name)]
+            if not r.ok:
+                table.append([shape.label, name, reverted[name], "failed", "", "", "", ""])
+                continue
+            cpu = f"{r.cpu_ms():.2f}"
+            table.append(
+                [shape.label, name, reverted[name], f"{r.accept_rate():.0f}", f"{r.relay_rate():.0f}",
+                 ratio(r.relay_rate(), base.relay_rate()), cpu, f"{r.cpu_ms() - base.cpu_ms():+.2f}"]
+            )  # fmt: skip
+    print(text_table(RELAY_HEADER, table))
+    fmt = "{:.2f} {:.2f} {:.2f}"
+    elapsed = time.monotonic() - t0
+    loads = f"{fmt.format(*load_before)} before, {fmt.format(*load_after)} after"
+    print(f"load average: {loads}; {elapsed:.0f} s in all")
+    if args.no_write:
+        return 0
+    body = [
+        "## SMTP acceptance (issue 15, part 1): the relay profile's tunings",
+        "",
+        f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{elapsed:.0f} s in all ({converged:.0f} s to create and converge the container).",
+        "",
+        f"Machine: {machine()}; load average (1, 5, 15 min) {fmt.format(*load_start)} at the start, "
+        f"{fmt.format(*load_before)} before the first measured run, "
+        f"{fmt.format(*load_after)} after the last.",
+        "",
+        "The same container and method as above, on the relay profile: instances rendered by the role "
+        "with `profile: relay` on loopback, each delivering everything it accepts to the discarding "
+        "smtp-sink (`relayhost`), so **relayed** is the relay's delivery rate to one destination "
+        "with a backlog (the connection cache's case). `postfix-relay-untuned` has every tuning below "
+        "at Postfix's default; each other instance sets back one. The profile's other settings are "
+        "delivery policy (per-provider concurrency, timeouts, backoff, queue lifetimes, TLS) that one "
+        f"local receiver cannot exercise. Medians of {args.repeats} runs per cell and instance.",
+        "",
+        markdown_table(RELAY_HEADER, table),
+    ]
+    print(f"written: {write_section('smtp_acceptance_relay', chr(10).join(body))}")
     return 0
 
 

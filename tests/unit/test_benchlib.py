@@ -136,6 +136,12 @@ def test_every_benchmarked_tuning_is_in_the_profile() -> None:
     ports = [i["port"] for i in instances if "port" in i]
     assert len(ports) == len(set(ports))
     assert {i["name"] for i in instances} >= {"-", "postfix-out", "postfix-untuned", "postfix-stock"}
+    relay = yaml.safe_load(smtp_acceptance.RELAY_PROFILE.read_text())["postfix__profile_relay"]
+    relay_names = {entry["name"] for entry in relay["maincf"]}
+    for param, _stock in smtp_acceptance.RELAY_TUNINGS:
+        assert param in relay_names, f"{param} is no longer in the relay profile"
+    assert {i["name"] for i in instances} >= set(smtp_acceptance.relay_paths())
+    assert set(smtp_acceptance.relay_paths()) <= set(smtp_acceptance.paths())
 
 
 # Log lines as the lab's hosts write them: journald (short-iso-precise, the offset with or without a
