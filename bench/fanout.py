@@ -317,7 +317,9 @@ def main() -> None:
     parser.add_argument("--lists", default="ten,bulk,huge", help="lab lists to post to (comma-separated)")
     parser.add_argument("--runner-sleep", default="", help="values of mailman_core__runner_sleep_time")
     parser.add_argument("--max-recipients", default="", help="values of mailman_core__max_recipients")
-    parser.add_argument("--relays", default="", help="counts of relays postfix-out sends over (default: all)")
+    parser.add_argument(
+        "--relays", default="", help="fewer relays for postfix-out to send over, each count a setting"
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     inv = inventory.read("inventories/lab")

@@ -237,7 +237,7 @@ def site_inputs(variables: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def site_inventory(divisor: int = 1) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
-    """groups and hostvars of the 850-host site (each group divided by divisor), as
+    """groups and hostvars of the site (850 tier hosts and a storage host; each tier divided by divisor), as
     mailstack_topology receives them."""
     groups: dict[str, list[str]] = {}
     hostvars: dict[str, dict[str, Any]] = {}

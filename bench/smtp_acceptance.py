@@ -699,10 +699,16 @@ def relay_main(
     if args.no_write:
         return 0
     body = [
-        "## SMTP acceptance (issue 15, part 1): the relay profile's tunings",
+        "## SMTP acceptance (issue 15, part 1): the relay profile's tunings"
+        + (", connections kept (smtp-source -d)" if args.kept_connection else ""),
         "",
         f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{elapsed:.0f} s in all ({converged:.0f} s to create and converge the container).",
+        f"{elapsed:.0f} s in all"
+        + (
+            " (a kept container, converged by an earlier run)."
+            if args.reuse
+            else f" ({converged:.0f} s to create and converge the container)."
+        ),
         "",
         f"Machine: {machine()}; load average (1, 5, 15 min) {fmt.format(*load_start)} at the start, "
         f"{fmt.format(*load_before)} before the first measured run, "
@@ -718,7 +724,8 @@ def relay_main(
         "",
         markdown_table(RELAY_HEADER, table),
     ]
-    print(f"written: {write_section('smtp_acceptance_relay', chr(10).join(body))}")
+    section = "smtp_acceptance_relay" + ("_kept_connection" if args.kept_connection else "")
+    print(f"written: {write_section(section, chr(10).join(body))}")
     return 0
 
 
