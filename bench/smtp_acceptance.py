@@ -500,6 +500,32 @@ def host_load() -> tuple[float, float, float]:
     return parse_loadavg(Path("/proc/loadavg").read_text())
 
 
+def section_head(
+    title: str, args: argparse.Namespace, command: str, elapsed: float, converged: float, *, loads: tuple
+) -> list[str]:
+    """A section's heading, how it was written and the machine's load: (at the start, before the
+    first measured run, after the last)."""
+    fmt = "{:.2f} {:.2f} {:.2f}"
+    start, before, after = (fmt.format(*load) for load in loads)
+    return [
+        "## SMTP acceptance (issue 15, part 1)" + title
+        + (", connections kept (smtp-source -d)" if args.kept_connection else ""),
+        "",
+        f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{elapsed:.0f} s in all"
+        + (
+            " (a kept container, converged by an earlier run)."
+            if args.reuse
+            else f" ({converged:.0f} s to create and converge the container)."
+        ),
+        "",
+        f"Machine: {machine()}; load average (1, 5, 15 min) {start} at the start, {before} before the "
+        f"first measured run, {after} after the last. The load average includes the benchmark's own "
+        "senders and paths (up to 20 sessions); compare paths within one cell, not with other runs.",
+        "",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="measured runs per cell and path (median)")
@@ -594,23 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     png = DOCS / f"smtp-acceptance{suffix}.png"
     charted = chart(results, main_paths, cells, png)
     body = [
-        "## SMTP acceptance (issue 15, part 1)"
-        + (", connections kept (smtp-source -d)" if args.kept_connection else ""),
-        "",
-        f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{elapsed:.0f} s in all"
-        + (
-            " (a kept container, converged by an earlier run)."
-            if args.reuse
-            else f" ({converged:.0f} s to create and converge the container)."
-        ),
-        "",
-        f"Machine: {machine()}; load average (1, 5, 15 min) {fmt.format(*load_start)} at the start, "
-        f"{fmt.format(*load_before)} before the first measured run, "
-        f"{fmt.format(*load_after)} after the last. "
-        "The load average includes the benchmark's own senders and paths (up to 20 sessions); "
-        "compare paths within one cell, not with other runs.",
-        "",
+        *section_head("", args, command, elapsed, converged, loads=(load_start, load_before, load_after)),
         "One container (`mailstack/base:bookworm`, systemd) converged with the real roles "
         "(`bench/smtp_acceptance/converge.yml`: clamav with its offline signature file, rspamd offline, "
         "postfix); every path on its own port, all running at once, driven in turn by `smtp-source` "
@@ -699,21 +709,10 @@ def relay_main(
     if args.no_write:
         return 0
     body = [
-        "## SMTP acceptance (issue 15, part 1): the relay profile's tunings"
-        + (", connections kept (smtp-source -d)" if args.kept_connection else ""),
-        "",
-        f"Written by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{elapsed:.0f} s in all"
-        + (
-            " (a kept container, converged by an earlier run)."
-            if args.reuse
-            else f" ({converged:.0f} s to create and converge the container)."
+        *section_head(
+            ": the relay profile's tunings",
+            args, command, elapsed, converged, loads=(load_start, load_before, load_after),
         ),
-        "",
-        f"Machine: {machine()}; load average (1, 5, 15 min) {fmt.format(*load_start)} at the start, "
-        f"{fmt.format(*load_before)} before the first measured run, "
-        f"{fmt.format(*load_after)} after the last.",
-        "",
         "The same container and method as above, on the relay profile: instances rendered by the role "
         "with `profile: relay` on loopback, each delivering everything it accepts to the discarding "
         "smtp-sink (`relayhost`), so **relayed** is the relay's delivery rate to one destination "

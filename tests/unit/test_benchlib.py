@@ -220,3 +220,22 @@ def test_command_line_names_the_script_and_quotes_its_arguments() -> None:
     assert command_line("fanout.py", []) == "bench/fanout.py"
     got = command_line("fanout.py", ["--relays", "1,2", "--lists", "a b"])
     assert got == "bench/fanout.py --relays 1,2 --lists 'a b'"
+
+
+def test_smtp_sections_say_how_they_were_written() -> None:
+    import argparse  # noqa: PLC0415
+
+    import smtp_acceptance  # noqa: PLC0415
+
+    loads = ((0.1, 0.2, 0.3), (1.0, 2.0, 3.0), (4.0, 5.0, 6.0))
+    kept = argparse.Namespace(kept_connection=True, reuse=True)
+    head = smtp_acceptance.section_head(": the relay", kept, "bench/x --relay ", 12.3, 0.0, loads=loads)
+    assert head[0] == "## SMTP acceptance (issue 15, part 1): the relay, connections kept (smtp-source -d)"
+    assert "`bench/x --relay`" in head[2]
+    assert "12 s in all (a kept container, converged by an earlier run)." in head[2]
+    assert "0.10 0.20 0.30 at the start, 1.00 2.00 3.00 before the first measured run," in head[4]
+    assert "4.00 5.00 6.00 after the last" in head[4]
+    fresh = argparse.Namespace(kept_connection=False, reuse=False)
+    head = smtp_acceptance.section_head("", fresh, "bench/x", 400.0, 305.0, loads=loads)
+    assert head[0] == "## SMTP acceptance (issue 15, part 1)"
+    assert head[2].endswith("400 s in all (305 s to create and converge the container).")
