@@ -278,15 +278,18 @@ def split(values: str) -> list[str]:
     return [v.strip() for v in values.split(",") if v.strip()]
 
 
+def relays_label(count: int) -> str:
+    return f"{count} relay{'s' if count > 1 else ''}"
+
+
 def one_at_a_time(
     options: dict[str, list[str]], counts: list[int], relays: int
 ) -> list[tuple[str, dict, int]]:
     """The settings measured, as (label, extra vars, relays serving): the lab as converged first
     (no extra vars, every relay), then each value of each option with only that option changed;
     a relay count equal to the lab's is the first setting already."""
-    every = f"{relays} relay{'s' if relays > 1 else ''}"
-    settings = [(f"lab settings ({every})", {}, relays)]
-    settings += [(f"{n} relay{'s' if n > 1 else ''}", {}, n) for n in counts if n != relays]
+    settings = [(f"lab settings ({relays_label(relays)})", {}, relays)]
+    settings += [(relays_label(n), {}, n) for n in dict.fromkeys(counts) if n != relays]
     for name, values in options.items():
         short = name.removeprefix("mailman_core__")
         settings += [(f"{short} {value}", {name: value}, relays) for value in values]
@@ -347,7 +350,7 @@ def main() -> None:
             # One post first, not counted: the first after Mailman (re)started is slower.
             post_once(internet, "announce", LISTS["announce"], hosts, active)
             idle = idle_cpu(active)
-            for name in args.lists.split(","):
+            for name in split(args.lists):
                 members = LISTS[name]
                 runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}

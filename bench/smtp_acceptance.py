@@ -319,6 +319,40 @@ class Result:
         return median([c.cpu_usec() / 1000 / self.messages for c in self.ok])
 
 
+def ablation_rows(
+    results: dict[tuple[Shape, str], Result], cells: list[Shape], names: list[str], reverted: dict[str, str],
+    *, relayed: bool = False,
+) -> list[list[str]]:
+    """One row per cell and instance against the first name (the profile as rendered): what was set
+    back, the accepted rate (and with relayed the relayed rate), the rate ratio (relayed, or
+    accepted) and the CPU per message with its difference."""
+    table = []
+    for shape in cells:
+        base = results[(shape, names[0])]
+        for name in names:
+            r = results[(shape, name)]
+            rates = [f"{r.accept_rate():.0f}"] if r.ok else ["failed"]
+            if not r.ok:
+                table.append([shape.label, name, reverted[name], *rates, *[""] * (4 if relayed else 3)])
+                continue
+            if relayed:
+                rates += [f"{r.relay_rate():.0f}", ratio(r.relay_rate(), base.relay_rate())]
+            else:
+                rates += [ratio(r.accept_rate(), base.accept_rate())]
+            cpu = [f"{r.cpu_ms():.2f}", f"{r.cpu_ms() - base.cpu_ms():+.2f}"]
+            table.append([shape.label, name, reverted[name], *rates, *cpu])
+    return table
+
+
+def reverted_labels(
+    base: str, untuned: str, prefix: str, tunings: list[tuple[str, str | None]]
+) -> dict[str, str]:
+    """What each instance of an ablation sets back, by name: base nothing, untuned every tuning,
+    ablation_name(param, prefix) its one."""
+    labels = {base: "none", untuned: "all of them"}
+    return labels | {ablation_name(p, prefix): f"{p} = {s or 'default'}" for p, s in tunings}
+
+
 def shapes(quick: bool, kept: bool = False) -> list[Shape]:
     if quick:
         return [Shape(4096, 5, 1, kept), Shape(4096, 5, 20, kept)]
@@ -565,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         load_before = host_load()
         results = measure(main_paths, cells, args.repeats, args.seconds, args.max_messages)
         ablation_paths = ["postfix-out", "postfix-untuned"] + [ablation_name(p) for p, _ in TUNINGS]
-        ablation_cells = [Shape(4096, 5, 1, args.kept_connection), Shape(4096, 5, 20, args.kept_connection)]
+        ablation_cells = shapes(True, args.kept_connection)
         ablation = (
             {}
             if args.no_ablation
@@ -586,22 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(HEADER, table))
     print(text_table(GOAL_HEADER, goals))
     ablation_table: list[list[str]] = []
-    reverted = {"postfix-out": "none", "postfix-untuned": "all of them"} | {
-        ablation_name(p): f"{p} = {s or 'default'}" for p, s in TUNINGS
-    }
     if ablation:
-        for shape in ablation_cells:
-            base = ablation[(shape, "postfix-out")]
-            for name in ablation_paths:
-                r = ablation[(shape, name)]
-                if not r.ok:
-                    ablation_table.append([shape.label, name, reverted[name], "failed", "", "", ""])
-                    continue
-                ablation_table.append(
-                    [shape.label, name, reverted[name],
-                     f"{r.accept_rate():.0f}", ratio(r.accept_rate(), base.accept_rate()),
-                     f"{r.cpu_ms():.2f}", f"{r.cpu_ms() - base.cpu_ms():+.2f}"]
-                )  # fmt: skip
+        reverted = reverted_labels("postfix-out", "postfix-untuned", "postfix", TUNINGS)
+        ablation_table = ablation_rows(ablation, ablation_cells, ablation_paths, reverted)
         print(
             text_table(
                 ABLATION_HEADER,
@@ -680,27 +701,14 @@ def relay_main(
     """--relay: the relay profile's instances on the ablation cells; writes the section
     smtp_acceptance_relay. Runs inside main's try (the container is removed unless --keep)."""
     names = relay_paths()
-    cells = [Shape(4096, 5, 1, args.kept_connection), Shape(4096, 5, 20, args.kept_connection)]
+    cells = shapes(True, args.kept_connection)
     load_before = host_load()
     results = measure(names, cells, args.repeats, args.seconds, args.max_messages)
     load_after = host_load()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     save_raw(results, ROOT / "bench" / "results" / f"smtp_acceptance-relay-{stamp}.json")
-    reverted = {RELAY: "none", f"{RELAY}-untuned": "all of them"}
-    reverted |= {ablation_name(p, RELAY): f"{p} = {s or 'default'}" for p, s in RELAY_TUNINGS}
-    table: list[list[str]] = []
-    for shape in cells:
-        base = results[(shape, RELAY)]
-        for name in names:
-            r = results[(shape, name)]
-            if not r.ok:
-                table.append([shape.label, name, reverted[name], "failed", "", "", "", ""])
-                continue
-            cpu = f"{r.cpu_ms():.2f}"
-            table.append(
-                [shape.label, name, reverted[name], f"{r.accept_rate():.0f}", f"{r.relay_rate():.0f}",
-                 ratio(r.relay_rate(), base.relay_rate()), cpu, f"{r.cpu_ms() - base.cpu_ms():+.2f}"]
-            )  # fmt: skip
+    reverted = reverted_labels(RELAY, f"{RELAY}-untuned", RELAY, RELAY_TUNINGS)
+    table = ablation_rows(results, cells, names, reverted, relayed=True)
     print(text_table(RELAY_HEADER, table))
     fmt = "{:.2f} {:.2f} {:.2f}"
     elapsed = time.monotonic() - t0

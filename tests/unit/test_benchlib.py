@@ -194,7 +194,7 @@ def test_fanout_changes_one_setting_at_a_time_around_the_labs_own() -> None:
     assert split("") == []
     assert split("1, 2,") == ["1", "2"]
     options = {"mailman_core__runner_sleep_time": ["0.1s"], "mailman_core__max_recipients": ["100", "50"]}
-    got = one_at_a_time(options, [1, 3, 2], 3)
+    got = one_at_a_time(options, [1, 3, 2, 1], 3)  # a repeated count is measured once
     assert got == [
         ("lab settings (3 relays)", {}, 3),  # first; a count equal to the lab's is not repeated
         ("1 relay", {}, 1),
@@ -239,3 +239,37 @@ def test_smtp_sections_say_how_they_were_written() -> None:
     head = smtp_acceptance.section_head("", fresh, "bench/x", 400.0, 305.0, loads=loads)
     assert head[0] == "## SMTP acceptance (issue 15, part 1)"
     assert head[2].endswith("400 s in all (305 s to create and converge the container).")
+
+
+def test_an_ablation_table_compares_each_instance_with_the_first() -> None:
+    import smtp_acceptance  # noqa: PLC0415
+
+    class Fake:
+        def __init__(self, accept: float, relay: float, cpu: float, ok: bool = True) -> None:
+            self.ok, self._a, self._r, self._c = ok, accept, relay, cpu
+
+        def accept_rate(self) -> float:
+            return self._a
+
+        def relay_rate(self) -> float:
+            return self._r
+
+        def cpu_ms(self) -> float:
+            return self._c
+
+    cell = smtp_acceptance.Shape(4096, 5, 1, False)
+    results = {(cell, "base"): Fake(400, 380, 3.0), (cell, "no-x"): Fake(200, 190, 3.5),
+               (cell, "broken"): Fake(0, 0, 0, ok=False)}
+    reverted = {"base": "none", "no-x": "x = default", "broken": "y = default"}
+    names = ["base", "no-x", "broken"]
+    plain = smtp_acceptance.ablation_rows(results, [cell], names, reverted)
+    assert plain[1] == [cell.label, "no-x", "x = default", "200", "0.50x", "3.50", "+0.50"]
+    assert plain[2] == [cell.label, "broken", "y = default", "failed", "", "", ""]
+    relayed = smtp_acceptance.ablation_rows(results, [cell], names, reverted, relayed=True)
+    assert relayed[1] == [cell.label, "no-x", "x = default", "200", "190", "0.50x", "3.50", "+0.50"]
+    assert len(relayed[2]) == len(smtp_acceptance.RELAY_HEADER)
+    assert len(plain[0]) == len(smtp_acceptance.ABLATION_HEADER)
+    tunings = [("in_flow_delay", None)]
+    labels = smtp_acceptance.reverted_labels("postfix-out", "postfix-untuned", "postfix", tunings)
+    assert labels == {"postfix-out": "none", "postfix-untuned": "all of them",
+                      "postfix-no-in-flow-delay": "in_flow_delay = default"}
