@@ -17,7 +17,7 @@ HOST ?=
 
 help:
 	@echo "make lab         install what is needed, start the lab containers, converge site.yml"
-	@echo "make test        lint + unit + oracle tests + every molecule scenario"
+	@echo "make test        lint + unit + oracle tests + every molecule scenario + the end-to-end suite"
 	@echo "make test-fast   lint + unit tests (no containers)"
 	@echo "make lab-status | lab-stop | lab-start | lab-destroy | lab-shell HOST=mx1"
 	@echo "make e2e         the end-to-end suite on the lab (brought up and converged unless it is already)"
@@ -47,8 +47,7 @@ lab-destroy:
 lab-test:
 	@pytest -q -p no:cacheprovider tests/e2e
 e2e: bootstrap
-	@scripts/lab ensure
-	@pytest -q -p no:cacheprovider tests/e2e
+	@scripts/run-tests e2e
 lab-shell:
 	@scripts/lab shell $(HOST)
 
