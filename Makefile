@@ -45,7 +45,7 @@ lab-start:
 lab-destroy:
 	@scripts/lab destroy
 lab-test:
-	@pytest -q -p no:cacheprovider tests/e2e
+	@pytest -q -p no:cacheprovider --durations=10 tests/e2e
 e2e: bootstrap
 	@scripts/run-tests e2e
 lab-shell:
