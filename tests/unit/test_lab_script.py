@@ -67,3 +67,21 @@ def test_a_changed_source_or_a_new_container_makes_ensure_converge(lab, monkeypa
     lab.cmd_ensure()
     lab.cmd_ensure()
     assert len(lab.plays) == 3
+
+
+def test_removing_a_host_that_is_not_the_labs_keeps_the_lab_converged(lab, monkeypatch):
+    """The lab tests add relay4 from an extra inventory and remove it: the lab is as converged."""
+    containers = {"mailstack-lab-mx1": {"ID": "abc"}}
+    monkeypatch.setattr(lab, "lab_containers", lambda: dict(containers))
+    monkeypatch.setattr(lab, "docker", lambda *args, **kwargs: "")
+    monkeypatch.setattr(lab, "cmd_play", play_writing(lab, None))
+    lab.cmd_ensure()
+    containers["mailstack-lab-relay4"] = {"ID": "r4"}
+    lab.cmd_destroy(["relay4"])
+    del containers["mailstack-lab-relay4"]
+    lab.cmd_ensure()
+    assert len(lab.plays) == 1
+    lab.cmd_destroy(["mx1"])  # one of the lab's own hosts: the next ensure makes and converges it
+    containers["mailstack-lab-mx1"] = {"ID": "recreated"}
+    lab.cmd_ensure()
+    assert len(lab.plays) == 2
