@@ -372,6 +372,40 @@ def measure_site(repeats: int = 5) -> list[tuple[str, int, float]]:
 TOPOLOGY_DIVISORS = (16, 8)
 
 
+def playbook_seconds(
+    plays: list[dict[str, Any]], inventory: str, tmp: str, env: dict[str, str] | None = None
+) -> float:
+    """Wall seconds of ansible-playbook running `plays` (written to tmp/play.yml) on inventory,
+    with the project's ansible.cfg, a new empty ANSIBLE_HOME inside tmp (every run starts alike)
+    and `env` on top; raises when the play fails."""
+    book = Path(tmp) / "play.yml"
+    book.write_text(yaml.safe_dump(plays))
+    run_env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_HOME": tempfile.mkdtemp(prefix="home-", dir=tmp),
+        **(env or {}),
+    }
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", inventory, str(book)]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, env=run_env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def per_task_seconds(
+    play: Callable[[int], list[dict[str, Any]]],
+    inventory: str,
+    tmp: str,
+    *,
+    tasks: int,
+    base: int = 0,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Seconds one task costs: play(base + tasks) against play(base), divided by tasks."""
+    more = playbook_seconds(play(base + tasks), inventory, tmp, env)
+    return (more - playbook_seconds(play(base), inventory, tmp, env)) / tasks
+
+
 def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
     """Seconds one task that uses mailstack__topology costs on every host of the site divided by
     divisor (Ansible's linear strategy, local connection, the project's ansible.cfg otherwise): the
@@ -381,8 +415,8 @@ def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
     children = {g: {"hosts": {h: hostvars[h] for h in hosts}} for g, hosts in groups.items()}
     children["nfs_server"] = {"hosts": dict.fromkeys(groups["nfs_server"])}  # store0 is in db already
 
-    def run(count: int, tmp: str) -> float:
-        play: dict[str, Any] = {
+    def play(count: int) -> list[dict[str, Any]]:
+        one: dict[str, Any] = {
             "name": "Tasks using the topology",
             "hosts": "all",
             "connection": "local",
@@ -390,59 +424,33 @@ def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
             "vars_files": [str(ROOT / "playbooks" / "vars" / "topology.yml")],
             "tasks": [{"name": "Not using it", "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}}],
         }
-        play["tasks"] += [
+        one["tasks"] += [
             {"name": f"Using it {i}", "ansible.builtin.debug": {"msg": "{{ mailstack__topology.db_port }}"}}
             for i in range(count)
         ]
         if once:
             tasks_file = str(ROOT / "playbooks" / "tasks" / "topology.yml")
-            play["pre_tasks"] = [{"name": "Once", "ansible.builtin.import_tasks": tasks_file}]
-        book = Path(tmp) / "play.yml"
-        book.write_text(yaml.safe_dump([play]))
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_HOME": f"{tmp}/home",
-            "ANSIBLE_STRATEGY": "linear",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        }
-        inventory = str(Path(tmp) / "inventory.yml")
-        cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", inventory, str(book)]
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-        return time.perf_counter() - start
+            one["pre_tasks"] = [{"name": "Once", "ansible.builtin.import_tasks": tasks_file}]
+        return [one]
 
+    env = {"ANSIBLE_STRATEGY": "linear", "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
     with tempfile.TemporaryDirectory(prefix="bench-topology-") as tmp:
-        (Path(tmp) / "inventory.yml").write_text(yaml.safe_dump({"all": {"children": children}}))
-        return (run(tasks, tmp) - run(0, tmp)) / tasks
+        inventory = str(Path(tmp) / "inventory.yml")
+        Path(inventory).write_text(yaml.safe_dump({"all": {"children": children}}))
+        return per_task_seconds(play, inventory, tmp, tasks=tasks, env=env)
 
 
 def ansible_task_seconds(tasks: int = 20) -> float:
     """Seconds one ansible.builtin.stat task costs on one host (local connection): the difference
     between playbooks of 1 and 1 + `tasks` tasks, divided by `tasks`."""
 
-    def run(count: int) -> float:
-        with tempfile.TemporaryDirectory(prefix="bench-filters-") as tmp:
-            play = [
-                {
-                    "name": "No-op tasks",
-                    "hosts": "localhost",
-                    "connection": "local",
-                    "gather_facts": False,
-                    "tasks": [
-                        {"name": f"Stat {i}", "ansible.builtin.stat": {"path": "/"}} for i in range(count)
-                    ],
-                }
-            ]
-            book = Path(tmp) / "play.yml"
-            book.write_text(yaml.safe_dump(play))
-            env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_HOME": f"{tmp}/home"}
-            cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "localhost,", str(book)]
-            start = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-            return time.perf_counter() - start
+    def play(count: int) -> list[dict[str, Any]]:
+        stats = [{"name": f"Stat {i}", "ansible.builtin.stat": {"path": "/"}} for i in range(count)]
+        one = {"name": "No-op tasks", "hosts": "localhost", "connection": "local", "gather_facts": False}
+        return [{**one, "tasks": stats}]
 
-    return (run(1 + tasks) - run(1)) / tasks
+    with tempfile.TemporaryDirectory(prefix="bench-filters-") as tmp:
+        return per_task_seconds(play, "localhost,", tmp, tasks=tasks, base=1)
 
 
 def _ms(seconds: float) -> str:

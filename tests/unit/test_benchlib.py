@@ -273,3 +273,31 @@ def test_an_ablation_table_compares_each_instance_with_the_first() -> None:
     labels = smtp_acceptance.reverted_labels("postfix-out", "postfix-untuned", "postfix", tunings)
     assert labels == {"postfix-out": "none", "postfix-untuned": "all of them",
                       "postfix-no-in-flow-delay": "in_flow_delay = default"}
+
+
+def test_filters_times_a_playbook_and_refuses_a_failed_one(tmp_path: Path) -> None:
+    """bench/filters.py's one ansible-playbook runner, behind both of its Ansible rows."""
+    import subprocess  # noqa: PLC0415
+
+    from filters import per_task_seconds, playbook_seconds  # noqa: PLC0415
+
+    def play(task: dict) -> list[dict]:
+        one = {"name": "One task", "hosts": "localhost", "connection": "local", "gather_facts": False}
+        return [{**one, "tasks": [{"name": "The task", **task}]}]
+
+    env = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    playbook_seconds(play({"ansible.builtin.debug": {"msg": "written"}}), "localhost,", str(tmp_path), env)
+    assert "written" in (tmp_path / "play.yml").read_text()
+    assert len(list(tmp_path.glob("home-*"))) == 1  # its own ANSIBLE_HOME
+    with pytest.raises(subprocess.CalledProcessError):
+        playbook_seconds(play({"ansible.builtin.fail": {"msg": "no"}}), "localhost,", str(tmp_path), env)
+
+    # per_task_seconds runs play(base + tasks), then play(base).
+    counts: list[int] = []
+
+    def counted(count: int) -> list[dict]:
+        counts.append(count)
+        return play({"ansible.builtin.debug": {"msg": str(count)}})
+
+    per_task_seconds(counted, "localhost,", str(tmp_path), tasks=4, base=1, env=env)
+    assert counts == [5, 1]
