@@ -45,7 +45,7 @@ lab-start:
 lab-destroy:
 	@scripts/lab destroy
 lab-test:
-	@pytest -q -p no:cacheprovider --durations=10 tests/e2e
+	@scripts/run-tests suite
 e2e: bootstrap
 	@scripts/run-tests e2e
 lab-shell:
