@@ -1,7 +1,7 @@
 """Filters of the mailman_core role: runner counts and layered list/domain data.
 
-Each filter is documented beside this file (mailman_runners.yml, mailman_merge_by_name.yml), so
-`ansible-doc -t filter NAME` shows it.
+Each filter is documented beside this file (mailman_runners.yml, mailman_started_runners.yml,
+mailman_merge_by_name.yml), so `ansible-doc -t filter NAME` shows it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from ansible.errors import AnsibleFilterError
 
 RUNNERS = ("archive", "bad", "bounces", "command", "digest", "in", "lmtp", "nntp", "out",
            "pipeline", "rest", "retry", "shunt", "task", "virgin")
+# The runners Mailman's schema does not start (start: no): their queues are for an admin to read.
+NOT_STARTED = ("bad", "shunt")
 
 
 def _power_of_two(name: str, value: Any) -> int:
@@ -50,6 +52,21 @@ def mailman_runners(out_runners: Any, extra: dict[str, Any] | None = None) -> di
     return result
 
 
+def mailman_started_runners(runners: Any) -> dict[str, int]:
+    """Every runner Mailman's master starts, with its instances: {runner: count}, sorted by name.
+
+    Takes mailman_runners' result (the counts the role sets); every other runner Mailman starts has
+    one instance. What the role's runner check (mailman-runner-check) expects the master to run.
+    """
+    if not isinstance(runners, dict):
+        raise AnsibleFilterError(
+            f"mailman_started_runners: expects mailman_runners' mapping, got {type(runners).__name__}")
+    unknown = sorted(set(runners) - set(RUNNERS))
+    if unknown:
+        raise AnsibleFilterError(f"mailman_started_runners: unknown runner '{unknown[0]}'")
+    return {name: int(runners.get(name, 1)) for name in RUNNERS if name not in NOT_STARTED}
+
+
 def mailman_merge_by_name(layers: list[Any], what: str = "items") -> list[dict[str, Any]]:
     """Merge layers of {name, ...} dicts by name (keys of later entries win); order of first appearance."""
     if not isinstance(layers, list):
@@ -75,4 +92,8 @@ def mailman_merge_by_name(layers: list[Any], what: str = "items") -> list[dict[s
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"mailman_runners": mailman_runners, "mailman_merge_by_name": mailman_merge_by_name}
+        return {
+            "mailman_runners": mailman_runners,
+            "mailman_started_runners": mailman_started_runners,
+            "mailman_merge_by_name": mailman_merge_by_name,
+        }

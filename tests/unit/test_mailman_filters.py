@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "filter_plugins"))
 
-from mailman import FilterModule, mailman_merge_by_name, mailman_runners
+from mailman import FilterModule, mailman_merge_by_name, mailman_runners, mailman_started_runners
 
 
 def test_filters_are_exported():
-    assert set(FilterModule().filters()) == {"mailman_runners", "mailman_merge_by_name"}
+    assert set(FilterModule().filters()) == {
+        "mailman_runners", "mailman_started_runners", "mailman_merge_by_name"}
 
 
 @pytest.mark.parametrize("count", [1, 2, 4, 8, 16, 64, "4"])
@@ -72,3 +73,20 @@ def test_merge_by_name_later_layers_win_per_key():
 def test_merge_by_name_errors(layers, message):
     with pytest.raises(AnsibleFilterError, match=message):
         mailman_merge_by_name(layers, "lists")
+
+
+def test_started_runners_are_every_runner_but_bad_and_shunt_with_the_counts_set():
+    started = mailman_started_runners(mailman_runners(2, {"in": 4}))
+    assert started == {"archive": 1, "bounces": 1, "command": 1, "digest": 1, "in": 4, "lmtp": 1, "nntp": 1,
+                       "out": 2, "pipeline": 1, "rest": 1, "retry": 1, "task": 1, "virgin": 1}
+    assert list(started) == sorted(started)
+    assert "bad" not in mailman_started_runners({"out": 1, "bad": 2})
+
+
+@pytest.mark.parametrize(
+    ("runners", "message"),
+    [(["out"], "expects mailman_runners' mapping, got list"), ({"out": 1, "inn": 2}, "unknown runner 'inn'")],
+)
+def test_started_runners_errors(runners, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        mailman_started_runners(runners)
