@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from e2e import deliver, exactly_once, mx_hosts
+from mailman_runners import configured, wait_all_running
 from test_lab import HOSTVARS, group, lab_host
 from test_web import SITE, fetch
 
@@ -175,13 +176,23 @@ def test_mailman_restarted_while_it_hands_a_post_out(figure):
 
 
 def test_the_database_restarted_mail_still_flows(figure):
-    db = lab_host(DB)
+    """Mail flows after PostgreSQL restarted, and Mailman runs every runner again: its master does
+    not restart a runner that died on the outage, the role's runner check restarts Mailman."""
+    db, backend = lab_host(DB), lab_host(ACTIVE)
+    since = backend.check_output("date +%s")
     db.check_output("systemctl restart postgresql")
     figure(f"PostgreSQL on {DB} restarted")
     tok = token("dbrestart")
     attempts = deliver_with_retries(LIST, tok)
     figure("post after the restart: " + "; ".join(attempts))
     exactly_once(tok, MEMBERS, "post after the database restart", figure)
+    expected = configured(backend)
+    _, missing = wait_all_running(backend, expected, timeout=150)
+    checks = backend.run(f"journalctl -u mailman3-runners --since @{since} --no-pager -o cat").stdout
+    restarts = [line for line in checks.splitlines() if "lost its runner" in line]
+    figure(f"Mailman on {ACTIVE}: {len(expected - missing)}/{len(expected)} runners run; the runner check "
+           f"restarted it {len(restarts)} times" + "".join(f" ({line})" for line in restarts))
+    assert not missing, f"runners missing on {ACTIVE}: {sorted(missing)}"
     page = fetch(f"https://{SITE}/postorius/lists/")
     figure(f"Postorius after the database restart: {page['status']}")
     assert page["status"] == 200

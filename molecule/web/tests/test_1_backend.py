@@ -5,10 +5,23 @@ stands in for an MX node; the relay (web-nexthop) stores every copy it gets.
 """
 
 import re
+import time
 import uuid
 
 import pytest
-from web_scenario import BACKEND, MEMBERS, NEXTHOP, host, rest, smtp, stored
+from web_scenario import (
+    BACKEND,
+    MEMBERS,
+    NEXTHOP,
+    configured,
+    host,
+    rest,
+    running,
+    smtp,
+    stored,
+    wait_all_running,
+    written,
+)
 
 
 def stored_copies(subject, expected, timeout=120):
@@ -110,3 +123,28 @@ def test_lmtp_listens_on_loopback_and_rest_on_the_internal_address_for_the_web_n
     # ...where the firewall admits the web nodes only (the client is refused above).
     probe = f"import socket; socket.create_connection(('{BACKEND}', 8001), timeout=5)"
     assert host("web-web2").run("python3 -c %s", probe).rc == 0
+
+
+def test_a_runner_that_died_is_started_again_by_the_runner_check():
+    """Mailman's master does not restart a runner that crashed; the role's timer restarts Mailman."""
+    backend = host("web-backend")
+    expected = configured(backend)
+    assert written(backend) == expected
+    pid, missing = wait_all_running(backend, expected, timeout=60)
+    assert not missing, f"before the kill: {sorted(missing)} not running"
+    since = backend.check_output("date +%s")
+    backend.check_output(f"pkill -KILL -P {pid} -f 'runner=bounces:0:1'")
+    time.sleep(5)
+    assert "bounces:0:1" not in running(backend, pid), "Mailman's master started the runner again itself"
+    # The timer's interval (30 s) and the check's two looks (10 s) before the restart.
+    new, missing = wait_all_running(backend, expected, timeout=150)
+    assert new != pid and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
+    log = backend.check_output(f"journalctl -u mailman3-runners --since @{since} --no-pager -o cat")
+    assert f"(pid {pid}) lost its runner(s) bounces:0:1" in log, log
+    # Mailman answers again (and the later tests can use its REST API).
+    deadline = time.monotonic() + 60
+    probe = f"import socket; socket.create_connection(('{BACKEND}', 8001), timeout=2)"
+    while backend.run("python3 -c %s", probe).rc != 0:
+        assert time.monotonic() < deadline, "Mailman's REST API did not come back"
+        time.sleep(1)
+    assert rest("lists/dev.lists.web.test")["fqdn_listname"] == "dev@lists.web.test"

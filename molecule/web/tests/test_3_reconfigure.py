@@ -9,7 +9,18 @@ import time
 import uuid
 
 import pytest
-from web_scenario import MEMBERS, SCENARIO, ansible_playbook, host, rest, smtp, stored
+from web_scenario import (
+    MEMBERS,
+    SCENARIO,
+    ansible_playbook,
+    configured,
+    host,
+    rest,
+    running,
+    smtp,
+    stored,
+    written,
+)
 
 RECONFIGURED = ("-e", "mailman_core__max_recipients=2", "-e", "mailman_core__out_runners=2")
 
@@ -80,6 +91,8 @@ def test_changed_max_recipients_and_out_runners_restart_mailman_once(reconfigure
     runners = backend.check_output("ps -eo args").splitlines()
     outs = sorted(r.split("--runner=")[1].split()[0] for r in runners if "--runner=out:" in r)
     assert outs == ["out:0:2", "out:1:2"]
+    # The runner check expects the new set, and found nothing missing (one restart, counted above).
+    assert written(backend) == configured(backend) == running(backend)
 
     # Applied: three members, at most two recipients per transaction: two postfix-out queue IDs.
     subject = f"split-{uuid.uuid4().hex[:12]}"

@@ -20,6 +20,7 @@ import testinfra
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
 PROJECT = SCENARIO.parents[1]
 sys.path.insert(0, str(PROJECT / "tests"))
+from mailman_runners import configured, running, wait_all_running, written  # noqa: E402,F401  (re-exported)
 from molecule_playbook import ansible_playbook  # noqa: E402,F401  (re-exported for the test files)
 
 SECRET = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret"
