@@ -28,9 +28,10 @@ def configured(host) -> set[str]:
             for index in range(int(v["instances"]))}
 
 
-def written(host) -> set[str]:
-    """`name:slice:count` of the runners the role's check expects (/etc/mailman3/mailstack-runners)."""
-    lines = host.check_output("cat /etc/mailman3/mailstack-runners").splitlines()
+def written(host, path: str = "/etc/mailman3/mailstack-runners") -> set[str]:
+    """`name:slice:count` of the runners the role wrote for its check (or of the copy at `path` the
+    running master was started with, /run/mailman3/mailstack-runners)."""
+    lines = host.check_output(f"cat {path}").splitlines()
     counts = [line.split() for line in lines if line.strip() and not line.startswith("#")]
     return {f"{name}:{index}:{count}" for name, count in counts for index in range(int(count))}
 

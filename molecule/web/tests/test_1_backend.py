@@ -129,7 +129,7 @@ def test_a_runner_that_died_is_started_again_by_the_runner_check():
     """Mailman's master does not restart a runner that crashed; the role's timer restarts Mailman."""
     backend = host("web-backend")
     expected = configured(backend)
-    assert written(backend) == expected
+    assert written(backend) == written(backend, "/run/mailman3/mailstack-runners") == expected
     pid, missing = wait_all_running(backend, expected, timeout=60)
     assert not missing, f"before the kill: {sorted(missing)} not running"
     since = backend.check_output("date +%s")
@@ -140,8 +140,25 @@ def test_a_runner_that_died_is_started_again_by_the_runner_check():
     new, missing = wait_all_running(backend, expected, timeout=150)
     assert new != pid and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
     log = backend.check_output(f"journalctl -u mailman3-runners --since @{since} --no-pager -o cat")
-    assert f"(pid {pid}) lost its runner(s) bounces:0:1" in log, log
-    # Mailman answers again (and the later tests can use its REST API).
+    assert f"(pid {pid}) lost its runner(s) bounces:0:1 and does not restart crashed runners" in log, log
+    wait_for_rest(backend)
+
+
+def test_a_master_that_died_is_started_again_by_systemd():
+    """Debian's unit leaves a dead master dead; the role's drop-in (Restart=on-failure) does not."""
+    backend = host("web-backend")
+    expected = configured(backend)
+    pid, missing = wait_all_running(backend, expected, timeout=60)
+    assert not missing, f"before the kill: {sorted(missing)} not running"
+    backend.check_output(f"kill -KILL {pid}")
+    new, missing = wait_all_running(backend, expected, timeout=90)
+    assert new not in (0, pid) and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
+    assert backend.check_output("systemctl show --property=NRestarts --value mailman3") != "0"
+    wait_for_rest(backend)
+
+
+def wait_for_rest(backend):
+    """Mailman answers again (and the later tests can use its REST API)."""
     deadline = time.monotonic() + 60
     probe = f"import socket; socket.create_connection(('{BACKEND}', 8001), timeout=2)"
     while backend.run("python3 -c %s", probe).rc != 0:

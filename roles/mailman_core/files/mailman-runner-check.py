@@ -3,15 +3,18 @@
 
 Mailman's master restarts a runner only when the runner exits on SIGUSR1: a runner that crashes (a
 database outage during its periodic pass raises outside its per-message error handling) stays dead
-and its queue fills while every other runner goes on. This check compares the runners the master's
-children are with the runners the role configured (RUNNERS_FILE: `name instances` lines) and
-restarts mailman3.service when one is missing in two looks GRACE seconds apart.
+and its queue fills while every other runner goes on. This check compares the master's children
+with the runners that master was started with (RUNNERS: `name instances` lines, copied from
+/etc/mailman3/mailstack-runners by mailman3's ExecStartPost) and restarts mailman3.service when one
+is missing in two looks GRACE seconds apart: at most MAX restarts in WINDOW seconds (a runner that
+dies at every start would otherwise have Mailman restarted for ever); beyond that it logs an error
+and leaves Mailman alone.
 
-It does nothing while mailman3 is not active (a standby back-end, a stopped or failing Mailman are
-systemd's business), nor when RUNNERS_FILE is newer than the running master (the master still runs
-the previous configuration; the role's handler restarts it).
+It does nothing while mailman3 is not active: a standby back-end, a stopped Mailman, and a master
+that died or could not start, which systemd starts again (the role's drop-in, Restart=on-failure).
 
-    mailman-runner-check [--runners FILE] [--grace SECONDS]
+    mailman-runner-check [--runners FILE] [--grace SECONDS] [--history FILE] [--max-restarts MAX]
+                         [--window SECONDS]
     mailman-runner-check --validate FILE      check a runners file's syntax (the role's validate:)
 """
 
@@ -24,7 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-RUNNERS_FILE = Path("/etc/mailman3/mailstack-runners")
+RUNNERS_FILE = Path("/run/mailman3/mailstack-runners")
+# When this check restarted Mailman (unix times, one a line), to cap the restarts.
+HISTORY_FILE = Path("/run/mailstack/mailman-runner-check.restarts")
 UNIT = "mailman3.service"
 RUNNER_ARG = re.compile(r"^--runner=([a-z]+):(\d+):(\d+)$")
 LINE = re.compile(r"[a-z]+ [1-9]\d*")
@@ -82,28 +87,35 @@ def describe(slices: set[tuple[str, int]], runners: dict[str, int]) -> str:
     return ", ".join(f"{name}:{index}:{runners.get(name, 1)}" for name, index in sorted(slices))
 
 
-def unit_state() -> tuple[str, int, float]:
-    """mailman3's ActiveState, its master's pid (0 if none) and when it became active (unix time)."""
-    out = subprocess.run(
-        ["systemctl", "show", UNIT, "--timestamp=unix",
-         "--property=ActiveState", "--property=MainPID", "--property=ActiveEnterTimestamp"],
-        capture_output=True, text=True, check=True).stdout
+def unit_state() -> tuple[str, int]:
+    """mailman3's ActiveState and its master's pid (0 if none)."""
+    out = subprocess.run(["systemctl", "show", UNIT, "--property=ActiveState", "--property=MainPID"],
+                         capture_output=True, text=True, check=True).stdout
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    since = props.get("ActiveEnterTimestamp", "").lstrip("@")
-    return props.get("ActiveState", ""), int(props.get("MainPID") or 0), float(since) if since else 0.0
+    return props.get("ActiveState", ""), int(props.get("MainPID") or 0)
 
 
-def look(runners_file: Path, runners: dict[str, int]) -> tuple[int, set[tuple[str, int]]] | None:
-    """(master pid, missing runners), or None when there is nothing to check now."""
-    state, master, since = unit_state()
+def look(runners_file: Path) -> tuple[int, dict[str, int], set[tuple[str, int]]] | None:
+    """(master pid, the runners it was started with, those missing), or None: nothing to check now."""
+    state, master = unit_state()
     if state != "active" or master == 0:
         return None
-    # systemd gives whole seconds: a file written in the second the master started counts as older
-    # (at worst one restart too many, never a check left off until the next restart).
-    if int(runners_file.stat().st_mtime) > since:
-        log(5, f"{runners_file} changed after {UNIT} started: not checked until Mailman restarts")
+    try:
+        text = runners_file.read_text()
+    except FileNotFoundError:
+        log(5, f"{runners_file} is missing (Mailman was started before the role's drop-in copied it): "
+               "not checked until Mailman restarts")
         return None
-    return master, expected_slices(runners) - running_slices(master)
+    runners = parse_runners(text, str(runners_file))
+    return master, runners, expected_slices(runners) - running_slices(master)
+
+
+def recent_restarts(history: Path, now: float, window: float) -> list[float]:
+    try:
+        times = [float(word) for word in history.read_text().split()]
+    except (FileNotFoundError, ValueError):
+        times = []
+    return [t for t in times if now - window < t <= now]
 
 
 def log(priority: int, message: str) -> None:
@@ -111,19 +123,29 @@ def log(priority: int, message: str) -> None:
     print(f"<{priority}>{message}", file=sys.stderr, flush=True)
 
 
-def check(runners_file: Path, grace: float) -> int:
-    runners = parse_runners(runners_file.read_text(), str(runners_file))
-    first = look(runners_file, runners)
-    if not first or not first[1]:
+def check(runners_file: Path, grace: float, history: Path = HISTORY_FILE, max_restarts: int = 3,
+          window: float = 3600) -> int:
+    first = look(runners_file)
+    if not first or not first[2]:
         return 0
     # A runner the master is restarting (SIGUSR1, `mailman restart`) is back within a second or two.
     time.sleep(grace)
-    second = look(runners_file, runners)
-    if not second or second[0] != first[0] or not (missing := first[1] & second[1]):
+    second = look(runners_file)
+    if not second or second[0] != first[0] or not (missing := first[2] & second[2]):
         return 0
-    log(4, f"Mailman's master (pid {second[0]}) lost its runner(s) {describe(missing, runners)} "
-           f"and does not restart crashed runners: restarting {UNIT}")
-    subprocess.run(["systemctl", "restart", UNIT], check=True)
+    master, runners = second[0], second[1]
+    lost = f"Mailman's master (pid {master}) lost its runner(s) {describe(missing, runners)}"
+    now = time.time()
+    restarts = recent_restarts(history, now, window)
+    if len(restarts) >= max_restarts:
+        log(3, f"{lost}, but this check restarted {UNIT} {len(restarts)} times in the last {window:.0f} s "
+               "already: not again (see journalctl -u mailman3)")
+        return 1
+    log(4, f"{lost} and does not restart crashed runners: restarting {UNIT}")
+    history.parent.mkdir(parents=True, exist_ok=True)
+    history.write_text("".join(f"{t:.0f}\n" for t in [*restarts, now]))
+    # try-restart: an admin's stop since the second look is not undone.
+    subprocess.run(["systemctl", "try-restart", UNIT], check=True)
     return 0
 
 
@@ -131,13 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runners", type=Path, default=RUNNERS_FILE)
     parser.add_argument("--grace", type=float, default=10.0)
+    parser.add_argument("--history", type=Path, default=HISTORY_FILE)
+    parser.add_argument("--max-restarts", type=int, default=3)
+    parser.add_argument("--window", type=float, default=3600.0)
     parser.add_argument("--validate", type=Path, metavar="FILE")
     args = parser.parse_args(argv)
     try:
         if args.validate:
             parse_runners(args.validate.read_text(), str(args.validate))
             return 0
-        return check(args.runners, args.grace)
+        return check(args.runners, args.grace, args.history, args.max_restarts, args.window)
     except (BadRunnersFile, OSError, subprocess.CalledProcessError) as err:
         log(3, str(err))
         return 1
