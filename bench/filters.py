@@ -3,29 +3,28 @@
 
     .venv/bin/python bench/filters.py [--repeats 5] [--no-write]
 
-Times, through the real filters of filter_plugins/ with the postfix role's real defaults (every
+Times, through the real Python of the mailstack.site collection with the postfix role's real defaults (every
 profile, rspamd's dependent profile), templated by Ansible's own Templar as the role does:
 
   - postfix_instances (merge of every layer by key, checks, main.cf and master.cf rendering) for
     each kind of host: an MX node, a list back-end (primary + postfix-out), a relay;
   - a site of 1,000 instances: 100 MX nodes, 150 back-ends and 600 relays (850 hosts; each
     back-end's postfix-out spreads over the 600 relays), and one host with 1,000 instances;
-  - mailstack_topology (filter_plugins/mailstack.py) over that 850-host inventory, and through
+  - the topology (mailstack.site.topology) over that 850-host inventory, and through
     Ansible: one task using mailstack__topology on every host of the site divided by 16 and by 8,
     derived at each use and once per play (playbooks/tasks/topology.yml);
   - the pieces: postfix_merge_params, postfix_merge_services, postfix_main_cf, postfix_master_cf,
-    mailstack_merge_by_name.
+    the merge engine (merge_layers).
 
 Each figure is the median of --repeats runs. The table is printed and written into
 docs/benchmarks/README.md. `measure()` (Debian's master.cf + N extra services) is the older,
-smaller benchmark that tests/unit/test_postfix_filters.py asserts on.
+smaller benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import os
 import re
 import statistics
@@ -35,25 +34,30 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DEBIAN_MASTER_CF = ROOT / "tests" / "unit" / "data" / "debian-master.cf"
+# The collection's Python and the tests' shared code, as pytest finds them (pyproject's pythonpath).
+sys.path[:0] = [str(ROOT / "collections"), str(ROOT / "tests")]
+DEBIAN_MASTER_CF = ROOT / "tests" / "data" / "debian-master.cf"
 SITE = {"mx": 100, "mailman_core": 150, "relays": 600}  # 100 + 2 * 150 + 600 = 1,000 instances
 
 
-def load_filters(name: str = "postfix") -> ModuleType:
-    """A filter plugin file of filter_plugins/ (Ansible plugins are not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f"mailstack_{name}_filters_bench", ROOT / "filter_plugins" / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_filters() -> ModuleType:
+    """The Postfix model's functions (tests/support/postfix.py: the collection's plugin_utils)."""
+    import support.postfix  # noqa: PLC0415 (after the sys.path entries above)
+
+    return support.postfix
+
+
+def load_site() -> SimpleNamespace:
+    """The topology and the merge engine of the collection."""
+    from ansible_collections.mailstack.site.plugins.plugin_utils import layers, topology  # noqa: PLC0415
+
+    return SimpleNamespace(topology=topology.topology, merge_layers=layers.merge_named_layers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +242,7 @@ def site_inputs(variables: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def site_inventory(divisor: int = 1) -> tuple[dict[str, list[str]], dict[str, dict[str, Any]]]:
     """groups and hostvars of the site (850 tier hosts and a storage host; each tier divided by divisor), as
-    mailstack_topology receives them."""
+    the topology filter receives them."""
     groups: dict[str, list[str]] = {}
     hostvars: dict[str, dict[str, Any]] = {}
     for net, (group, whole) in enumerate(SITE.items(), 1):
@@ -266,8 +270,8 @@ def median_seconds(func: Callable[[], Any], repeats: int) -> float:
 
 def measure_site(repeats: int = 5) -> list[tuple[str, int, float]]:
     """(what, instances, median seconds per call) for every step."""
-    pf = load_filters("postfix")
-    ms = load_filters("mailstack")
+    pf = load_filters()
+    ms = load_site()
     variables = role_variables()
     inputs = site_inputs(variables)
     rows: list[tuple[str, int, float]] = []
@@ -299,9 +303,9 @@ def measure_site(repeats: int = 5) -> list[tuple[str, int, float]]:
     groups, hostvars = site_inventory()
     rows.append(
         (
-            f"mailstack_topology, the site's inventory ({len(hostvars)} hosts)",
+            f"topology, the site's inventory ({len(hostvars)} hosts)",
             0,
-            median_seconds(lambda: ms.mailstack_topology(groups, hostvars), repeats),
+            median_seconds(lambda: ms.topology(groups, hostvars), repeats),
         )
     )
 
@@ -352,9 +356,9 @@ def measure_site(repeats: int = 5) -> list[tuple[str, int, float]]:
     layers = [[{"name": f"entry{i}", "value": i} for i in range(100)] for _ in range(3)]
     rows.append(
         (
-            "mailstack_merge_by_name (3 layers x 100 entries)",
+            "merge_layers (3 layers x 100 entries)",
             0,
-            median_seconds(lambda: ms.mailstack_merge_by_name(layers, ["a", "b", "c"]), repeats),
+            median_seconds(lambda: ms.merge_layers(layers, ["a", "b", "c"]), repeats),
         )
     )
     rows.append(("Ansible: one no-op task (ansible.builtin.stat) on one host", 0, ansible_task_seconds()))
@@ -480,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     site = next(s for what, n, s in rows if what.startswith("postfix_instances, the site"))
     total = next(n for what, n, _ in rows if what.startswith("postfix_instances, the site"))
     templating = next(s for what, _, s in rows if what.startswith("Ansible templating"))
-    topology = next(s for what, _, s in rows if what.startswith("mailstack_topology"))
+    topology = next(s for what, _, s in rows if what.startswith("topology, "))
     many = next(s for what, _, s in rows if what.endswith("1,000 instances"))
     task = next(s for what, _, s in rows if what.startswith("Ansible: one no-op"))
     hosts = sum(SITE.values())
@@ -511,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         f"host ({site / hosts / task:.0%} of it) and {templating * 1e3:.0f} ms for Ansible's own "
         "templating of the role's inputs; the postfix role runs about 20 tasks per host. The "
         "merge and render are a negligible share of a converge. What does grow with the site: "
-        f"`mailstack_topology` over {len(site_inventory()[1])} hosts takes {topology * 1e3:.0f} ms "
+        f"`mailstack.site.topology` over {len(site_inventory()[1])} hosts takes {topology * 1e3:.0f} ms "
         "per call (its "
         "firewall rules pair every relay with every back-end). Through Ansible, "
         "`playbooks/vars/topology.yml`'s `mailstack__topology` is a lazily templated variable: "

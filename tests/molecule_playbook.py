@@ -31,8 +31,7 @@ def ansible_playbook(
     run_env = dict(os.environ)
     run_env.update(
         ANSIBLE_ROLES_PATH=str(TOP / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(TOP / "filter_plugins"),
-        ANSIBLE_COLLECTIONS_PATH=str(TOP / "collections"),
+        ANSIBLE_COLLECTIONS_PATH=f"{TOP / 'collections'}:{TOP / '.cache' / 'collections'}",
         ANSIBLE_HOME=str(TOP / ".cache" / "ansible"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",

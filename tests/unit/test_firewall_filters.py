@@ -1,4 +1,4 @@
-"""Unit tests for filter_plugins/firewall.py: merging by name, canonical fields, rendering, errors."""
+"""Unit tests of plugin_utils/firewall.py: merging by name, canonical fields, rendering, errors."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from conftest import ROOT, load_filter_module
+from ansible_collections.mailstack.site.plugins.plugin_utils import firewall
+from support.paths import ROOT
 
-FILTER_FILE = ROOT / "filter_plugins" / "firewall.py"
 ROLE = ROOT / "roles" / "firewall"
 LAYERS = ["firewall__rules", "firewall__dependent_rules", "firewall__group_rules", "firewall__host_rules"]
 ADMIN = ["10.0.0.0/8"]
@@ -21,7 +21,7 @@ ADMIN = ["10.0.0.0/8"]
 
 @pytest.fixture(scope="module")
 def fw() -> ModuleType:
-    return load_filter_module(FILTER_FILE)
+    return firewall
 
 
 NAME_RULE = "name is required: letters, digits, '_', '.', '-' (at most 63, starting with a letter or digit), "
@@ -37,7 +37,13 @@ def merge(fw: ModuleType, *layers: Any) -> list[dict[str, Any]]:
 
 
 def rule(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"name": "smtp", "proto": "tcp", "ports": ["25"], "sources": [], "comment": "smtp"}
+    base: dict[str, Any] = {
+        "name": "smtp",
+        "proto": "tcp",
+        "ports": ["25"],
+        "sources": "any",
+        "comment": "smtp",
+    }
     base.update(fields)
     return base
 
@@ -55,7 +61,7 @@ def chain(text: str) -> list[str]:
 
 
 def test_merge_canonical_defaults(fw: ModuleType) -> None:
-    assert merge(fw, [{"name": "smtp", "ports": 25}]) == [rule()]
+    assert merge(fw, [{"name": "smtp", "ports": 25, "sources": "any"}]) == [rule()]
 
 
 def test_merge_later_layer_wins_field_by_field(fw: ModuleType) -> None:
@@ -78,7 +84,7 @@ def test_merge_absent_removes_and_a_later_layer_starts_afresh(fw: ModuleType) ->
         [{"name": "legacy", "state": "absent"}],
     ]
     assert merge(fw, *layers) == []
-    readded = merge(fw, *layers, [{"name": "legacy", "ports": 8083}])
+    readded = merge(fw, *layers, [{"name": "legacy", "ports": 8083, "sources": "any"}])
     assert readded == [rule(name="legacy", ports=["8083"], comment="legacy")]
 
 
@@ -88,24 +94,31 @@ def test_merge_absent_of_an_unknown_rule_is_no_error(fw: ModuleType) -> None:
 
 def test_merge_null_layers_and_no_names(fw: ModuleType) -> None:
     assert fw.firewall_merge_rules(None) == []
-    assert fw.firewall_merge_rules([None, [{"name": "a", "ports": 1}]]) == [
+    assert fw.firewall_merge_rules([None, [{"name": "a", "ports": 1, "sources": "any"}]]) == [
         rule(name="a", ports=["1"], comment="a")
     ]
 
 
 def test_merge_keeps_first_seen_order(fw: ModuleType) -> None:
-    result = merge(fw, [{"name": "b", "ports": 2}, {"name": "a", "ports": 1}], [{"name": "c", "ports": 3}])
+    result = merge(
+        fw,
+        [{"name": "b", "ports": 2, "sources": []}, {"name": "a", "ports": 1, "sources": []}],
+        [{"name": "c", "ports": 3, "sources": []}],
+    )
     assert [r["name"] for r in result] == ["b", "a", "c"]
 
 
 def test_ports_ranges_sorted_and_merged(fw: ModuleType) -> None:
-    result = merge(fw, [{"name": "x", "ports": [8091, "8000-8010", 25, "8005-8020", 8021, "25", " 443 "]}])
+    result = merge(
+        fw,
+        [{"name": "x", "ports": [8091, "8000-8010", 25, "8005-8020", 8021, "25", " 443 "], "sources": "any"}],
+    )
     assert result[0]["ports"] == ["25", "443", "8000-8021", "8091"]
 
 
 def test_ports_single_range_endpoints(fw: ModuleType) -> None:
-    assert merge(fw, [{"name": "x", "ports": "1-65535"}])[0]["ports"] == ["1-65535"]
-    assert merge(fw, [{"name": "x", "ports": "53-53"}])[0]["ports"] == ["53"]
+    assert merge(fw, [{"name": "x", "ports": "1-65535", "sources": "any"}])[0]["ports"] == ["1-65535"]
+    assert merge(fw, [{"name": "x", "ports": "53-53", "sources": "any"}])[0]["ports"] == ["53"]
 
 
 def test_sources_collapsed_ipv4_first(fw: ModuleType) -> None:
@@ -129,7 +142,7 @@ def test_sources_ipv4_mapped_ipv6_is_ipv4(fw: ModuleType) -> None:
 
 
 def test_udp_and_comment(fw: ModuleType) -> None:
-    result = merge(fw, [{"name": "dns", "ports": 53, "proto": "udp", "comment": "lab DNS"}])
+    result = merge(fw, [{"name": "dns", "ports": 53, "proto": "udp", "sources": "any", "comment": "lab DNS"}])
     assert result == [rule(name="dns", proto="udp", ports=["53"], comment="lab DNS")]
 
 
@@ -195,14 +208,19 @@ MERGE_ERRORS = {
     ),
     "sources-a-string": (
         {"name": "smtp", "ports": 25, "sources": "192.0.2.1"},
-        HEAD + "sources must be a list of addresses or networks, got str",
+        HEAD + "sources must be a list of addresses or networks, or 'any', got '192.0.2.1'",
+    ),
+    "sources-missing": (
+        {"name": "smtp", "ports": 25},
+        HEAD
+        + "sources is required: a list of addresses or networks (empty: nobody), or 'any' for every address",
     ),
     "comment-quote": (
-        {"name": "smtp", "ports": 25, "comment": 'say "hi"'},
+        {"name": "smtp", "ports": 25, "sources": "any", "comment": 'say "hi"'},
         HEAD + "comment must not contain quotes, backslashes or control characters, got 'say \"hi\"'",
     ),
     "comment-too-long": (
-        {"name": "smtp", "ports": 25, "comment": "x" * 129},
+        {"name": "smtp", "ports": 25, "sources": "any", "comment": "x" * 129},
         HEAD + "comment is longer than 128 bytes (nftables' limit)",
     ),
     "unknown-field": (
@@ -211,7 +229,7 @@ MERGE_ERRORS = {
     ),
     "bad-state": (
         {"name": "smtp", "ports": 25, "state": "gone"},
-        HEAD + "state must be 'present' or 'absent', got 'gone'",
+        "firewall_merge_rules: firewall__host_rules: item 0: state must be 'present' or 'absent', got 'gone'",
     ),
 }
 
@@ -229,13 +247,14 @@ def test_error_names_the_layer_where_the_field_was_set_last(fw: ModuleType) -> N
         "firewall_merge_rules: firewall__host_rules: rule 'pg': "
         "ports: 99999 is out of range 1-65535 (in 99999)"
     ):
-        merge(fw, [], [{"name": "pg", "ports": 99999}], [], [{"name": "pg", "comment": "db"}])
+        merge(fw, [], [{"name": "pg", "ports": 99999, "sources": []}], [], [{"name": "pg", "comment": "db"}])
 
 
 def test_duplicate_name_in_one_layer(fw: ModuleType) -> None:
     with raises(
-        "firewall_merge_rules: firewall__group_rules: rule 'smtp': duplicate name in this layer "
-        "(merge into one entry, or move one to a later layer)"
+        "firewall_merge_rules: firewall__group_rules: item 1: names the same entry as "
+        "firewall__group_rules[0]: "
+        "one entry per name in a layer (merge the two, or move one to a later layer)"
     ):
         merge(fw, [], [], [{"name": "smtp", "ports": 25}, {"name": "smtp", "ports": 587}])
 
@@ -251,7 +270,7 @@ def test_duplicate_name_in_one_layer(fw: ModuleType) -> None:
             {"name": "a b", "ports": 25},
             NAME_RULE + "got 'a b'",
         ),
-        ("smtp", "a rule must be a mapping, got str 'smtp'"),
+        ("smtp", "an entry must be a mapping, got 'smtp'"),
     ],
 )
 def test_rule_without_a_usable_name(fw: ModuleType, entry: Any, message: str) -> None:
@@ -260,11 +279,11 @@ def test_rule_without_a_usable_name(fw: ModuleType, entry: Any, message: str) ->
 
 
 def test_layer_errors(fw: ModuleType) -> None:
-    with raises("firewall_merge_rules: layers must be a list of lists, got dict"):
+    with raises("firewall_merge_rules: input must be a list of layers (lists or null), got dict"):
         fw.firewall_merge_rules({"name": "smtp"})
-    with raises("firewall_merge_rules: firewall__group_rules: must be a list of rules (or null), got dict"):
+    with raises("firewall_merge_rules: firewall__group_rules: must be a list, got dict"):
         merge(fw, [], [], {"name": "smtp", "ports": 25})
-    with raises("firewall_merge_rules: names has 2 entries for 1 layers"):
+    with raises("firewall_merge_rules: give one variable name per layer (1), got 2: ['a', 'b']"):
         fw.firewall_merge_rules([[]], ["a", "b"])
 
 
@@ -273,8 +292,18 @@ def test_layer_errors(fw: ModuleType) -> None:
 
 
 def test_render_order_ssh_first_then_base_rules_then_data_then_refused(fw: ModuleType) -> None:
-    rules = merge(fw, [{"name": "smtp", "ports": 25}, {"name": "dns", "ports": 53, "proto": "udp"}])
-    lines = chain(fw.firewall_nftables(rules, ["10.0.0.0/8", "fd00::/8"]))
+    rules = merge(
+        fw,
+        [
+            {"name": "smtp", "ports": 25, "sources": "any"},
+            {"name": "dns", "ports": 53, "proto": "udp", "sources": "any"},
+            {"name": "gone", "ports": 8001, "sources": []},
+        ],
+    )
+    text = fw.firewall_nftables(rules, ["10.0.0.0/8", "fd00::/8"])
+    # A rule whose sources are empty admits nobody: a comment, no accept line.
+    assert "# gone: tcp 8001 from nobody (no source: the port stays closed)\n" in text
+    lines = chain(text)
     assert (
         lines[0]
         == 'ip saddr 10.0.0.0/8 tcp dport 22 counter accept comment "ssh from firewall__admin_networks"'
@@ -421,14 +450,14 @@ def test_render_refuses_unmerged_input(fw: ModuleType) -> None:
     with raises(
         "firewall_nftables: rule 'a': duplicate name (merge the layers with firewall_merge_rules first)"
     ):
-        fw.firewall_nftables([{"name": "a", "ports": 1}, {"name": "a", "ports": 2}], ADMIN)
+        fw.firewall_nftables([{"name": "a", "ports": 1, "sources": []}, {"name": "a", "ports": 2}], ADMIN)
     with raises(
         "firewall_nftables: rule 'a': "
         "state must be 'present' here (merge the layers with firewall_merge_rules first)"
     ):
         fw.firewall_nftables([{"name": "a", "ports": 1, "state": "absent"}], ADMIN)
     with raises("firewall_nftables: rule 'a': ports: 0 is out of range 1-65535 (in 0)"):
-        fw.firewall_nftables([{"name": "a", "ports": 0}], ADMIN)
+        fw.firewall_nftables([{"name": "a", "ports": 0, "sources": "any"}], ADMIN)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -440,14 +469,6 @@ def test_role_layer_order_is_the_filters(fw: ModuleType) -> None:
     assert tuple(role_vars["__firewall_layers"]) == fw.LAYERS
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     assert all(defaults[layer] == [] for layer in fw.LAYERS)
-
-
-@pytest.mark.parametrize("name", ["firewall_merge_rules", "firewall_nftables"])
-def test_every_filter_has_its_documentation(fw: ModuleType, name: str) -> None:
-    assert name in fw.FilterModule().filters()
-    doc = yaml.safe_load((ROOT / "filter_plugins" / f"{name}.yml").read_text())
-    assert doc["DOCUMENTATION"]["name"] == name
-    assert set(doc) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
 
 
 def test_role_defaults_render(fw: ModuleType) -> None:

@@ -1,21 +1,13 @@
-"""filter_plugins/mailman.py: runner counts and layered list data."""
-
-import sys
-from pathlib import Path
+"""plugin_utils/mailman.py: runner counts (filters mailman_runners and mailman_started_runners)."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.mailstack.site.plugins.plugin_utils.mailman import (
+    mailman_runners,
+    mailman_started_runners,
+)
 from hypothesis import given
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "filter_plugins"))
-
-from mailman import FilterModule, mailman_merge_by_name, mailman_runners, mailman_started_runners
-
-
-def test_filters_are_exported():
-    assert set(FilterModule().filters()) == {
-        "mailman_runners", "mailman_started_runners", "mailman_merge_by_name"}
 
 
 @pytest.mark.parametrize("count", [1, 2, 4, 8, 16, 64, "4"])
@@ -46,33 +38,6 @@ def test_other_runners_are_merged_and_checked():
         mailman_runners(1, {"inn": 2})
     with pytest.raises(AnsibleFilterError, match="mailman_core__out_runners"):
         mailman_runners(1, {"out": 2})
-
-
-def test_merge_by_name_later_layers_win_per_key():
-    base = [{"name": "Dev@Lists.example.test", "owners": ["a@example.test"], "settings": {"x": 1}}]
-    group = [
-        {"name": "dev@lists.example.test", "settings": {"y": 2}},
-        {"name": "ops@lists.example.test", "state": "absent"},
-    ]
-    merged = mailman_merge_by_name([base, group, None], "lists")
-    assert merged == [
-        {"name": "dev@lists.example.test", "owners": ["a@example.test"], "settings": {"y": 2}},
-        {"name": "ops@lists.example.test", "state": "absent"},
-    ]
-
-
-@pytest.mark.parametrize(
-    ("layers", "message"),
-    [
-        ([[{"owners": []}]], "layer 0: every entry needs a name"),
-        ([[], "x"], "layer 1 must be a list"),
-        ([[{"name": "nodomain"}]], "'nodomain' must be list@domain"),
-        ({"a": 1}, "layers must be a list"),
-    ],
-)
-def test_merge_by_name_errors(layers, message):
-    with pytest.raises(AnsibleFilterError, match=message):
-        mailman_merge_by_name(layers, "lists")
 
 
 def test_started_runners_are_every_runner_but_bad_and_shunt_with_the_counts_set():

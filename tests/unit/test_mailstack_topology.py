@@ -1,24 +1,18 @@
-"""filter_plugins/mailstack.py: the topology derived once from the inventory."""
+"""plugin_utils/topology.py and dns.py: the topology derived once from the inventory, and the DNS records."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from ansible_collections.mailstack.site.plugins.plugin_utils.dns import (
+    dkim_selectors as mailstack_dkim_selectors,
+)
+from ansible_collections.mailstack.site.plugins.plugin_utils.dns import dns_records as mailstack_dns_records
+from ansible_collections.mailstack.site.plugins.plugin_utils.topology import INGRESS, LISTENERS
+from ansible_collections.mailstack.site.plugins.plugin_utils.topology import topology as mailstack_topology
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "filter_plugins"))
-
-from mailstack import (  # noqa: E402
-    INGRESS,
-    LISTENERS,
-    FilterModule,
-    mailstack_dkim_selectors,
-    mailstack_dns_records,
-    mailstack_merge_by_name,
-    mailstack_topology,
-)
 
 
 def inventory(**groups):
@@ -52,15 +46,6 @@ def cluster(**extra):
         proxy={"proxy1": addr(61)},
         **extra,
     )
-
-
-def test_filter_is_exported():
-    assert set(FilterModule().filters()) == {
-        "mailstack_topology",
-        "mailstack_merge_by_name",
-        "mailstack_dkim_selectors",
-        "mailstack_dns_records",
-    }
 
 
 def test_peers_networks_and_next_hops_of_a_cluster():
@@ -117,14 +102,14 @@ def test_draining_must_be_a_boolean():
 def test_ingress_rules_open_each_port_to_its_peers_only():
     ingress = mailstack_topology(*cluster())["ingress"]
     rules = {host: {r["name"]: (r["ports"], r["sources"]) for r in rs} for host, rs in ingress.items()}
-    assert rules["mx1"] == {"mx-smtp": ([25], [])}
+    assert rules["mx1"] == {"mx-smtp": ([25], "any")}
     assert rules["list1"] == {
         "mailman_core-smtp": ([25], ["10.0.0.11/32", "10.0.0.12/32"]),
         "mailman_core-mailman-rest": ([8001], ["10.0.0.51/32"]),
     }
     assert rules["relay1"] == {"relays-smtp": ([25], ["10.0.0.21/32", "10.0.0.51/32"])}
     assert rules["db1"] == {"db-postgresql": ([5432], ["10.0.0.21/32", "10.0.0.51/32"])}
-    assert rules["proxy1"] == {"proxy-http": ([80], []), "proxy-https": ([443], [])}
+    assert rules["proxy1"] == {"proxy-http": ([80], "any"), "proxy-https": ([443], "any")}
     assert rules["web1"] == {
         "mailman_web-uwsgi": ([8000], ["10.0.0.61/32"]),
         "mailman_web-memcached": ([11211], ["10.0.0.51/32"]),
@@ -178,7 +163,7 @@ def test_single_server_scans_on_port_25_open_to_everyone():
     assert topo["single_server"] is True
     assert topo["inbound_hosts"] == ["list1"]
     assert topo["mynetworks"]["mailman_core"] == ["127.0.0.0/8"]
-    assert topo["ingress"]["list1"][0]["sources"] == []
+    assert topo["ingress"]["list1"][0]["sources"] == "any"
 
 
 def test_without_back_ends_nothing_takes_inbound_mail():
@@ -223,11 +208,11 @@ def test_list_domains_merge_the_layers_by_name_over_every_back_end():
         ),
         (
             {"list1": {**CORE, "mailman_core__domains": [{"name": "not a domain"}]}},
-            r"host 'list1': mailman_core__domains\[0\].name must be a domain name",
+            r"host 'list1': mailman_core__domains\[0\]: name must be a domain name",
         ),
         (
             {"list1": {**CORE, "mailman_core__domains": "lists.example.org"}},
-            "host 'list1': mailman_core__domains must be a list",
+            "host 'list1': mailman_core__domains: must be a list",
         ),
         (
             {
@@ -245,14 +230,14 @@ def test_list_domains_merge_the_layers_by_name_over_every_back_end():
         ),
         (
             {"list1": {**CORE, "mailman_core__lists": [{"name": "no-domain"}]}},
-            r"host 'list1': mailman_core__lists\[0\].name must be list@domain",
+            r"host 'list1': mailman_core__lists\[0\]: name must be an address local@domain",
         ),
     ],
 )
 def test_bad_inventories_are_refused_naming_host_and_variable(hostvars_change, message):
     groups, hostvars = cluster()
     hostvars.update(hostvars_change)
-    with pytest.raises(AnsibleFilterError, match=f"^mailstack_topology: {message}"):
+    with pytest.raises(AnsibleFilterError, match=f"^topology: {message}"):
         mailstack_topology(groups, hostvars)
 
 
@@ -285,44 +270,6 @@ def test_database_clients_are_the_mailman_hosts():
 LAYERS = ["x__items", "x__group_items", "x__host_items"]
 
 
-def test_merge_by_name_later_layers_win_key_by_key_and_keep_state():
-    merged = mailstack_merge_by_name(
-        [
-            [{"name": "mailman", "password": "a"}, {"name": "web", "password": "b"}],
-            None,
-            [{"name": "mailman", "state": "absent"}, {"name": "extra"}],
-        ],
-        LAYERS,
-    )
-    assert merged == [
-        {"name": "mailman", "password": "a", "state": "absent"},
-        {"name": "web", "password": "b"},
-        {"name": "extra"},
-    ]
-
-
-def test_merge_by_name_casefolds_on_request():
-    merged = mailstack_merge_by_name(
-        [[{"name": "Dev@X.org", "a": 1}], [{"name": "dev@x.org", "b": 2}], []], LAYERS, casefold=True
-    )
-    assert merged == [{"name": "dev@x.org", "a": 1, "b": 2}]
-
-
-@pytest.mark.parametrize(
-    ("layers", "message"),
-    [
-        ([[], [], {"name": "x"}], "x__host_items must be a list, got dict"),
-        ([[{"name": "a"}], [{"password": "p"}], []], r"x__group_items\[0\]: every entry needs a name"),
-        ([[{"name": "a", "state": "gone"}], [], []], r"x__items\[0\] 'a': state must be present or absent"),
-        ([[], []], "give one variable name per layer"),
-        ("x", "input must be a list of layers"),
-    ],
-)
-def test_merge_by_name_errors_name_the_variable_and_index(layers, message):
-    with pytest.raises(AnsibleFilterError, match=f"^mailstack_merge_by_name: {message}"):
-        mailstack_merge_by_name(layers, LAYERS)
-
-
 @pytest.mark.parametrize(
     ("hostvars_change", "message"),
     [
@@ -339,7 +286,7 @@ def test_two_services_of_one_host_may_not_share_a_port(hostvars_change, message)
     if message is None:  # another host's port 25 is no conflict
         assert mailstack_topology(groups, hostvars)["db_port"] == 25
         return
-    with pytest.raises(AnsibleFilterError, match=f"^mailstack_topology: {message}"):
+    with pytest.raises(AnsibleFilterError, match=f"^topology: {message}"):
         mailstack_topology(groups, hostvars)
 
 
@@ -409,7 +356,7 @@ def test_dns_records_dkim_spf_dmarc():
     ],
 )
 def test_dns_records_errors(keys, kwargs, message):
-    with pytest.raises(AnsibleFilterError, match=f"^mailstack_dns_records: {message}"):
+    with pytest.raises(AnsibleFilterError, match=f"^dns_records: {message}"):
         mailstack_dns_records(keys, mailstack_topology(*cluster()), **kwargs)
 
 

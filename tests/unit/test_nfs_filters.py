@@ -1,4 +1,4 @@
-"""Unit tests for filter_plugins/nfs.py: the two renderings of nfs_server__exports and every refusal."""
+"""Unit tests of plugin_utils/nfs.py (nfs_exports): the two renderings of the exports and every refusal."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from conftest import ROOT, load_filter_module
+from ansible_collections.mailstack.site.plugins.plugin_utils import nfs as nfs_module
 
-FILTER_FILE = ROOT / "filter_plugins" / "nfs.py"
 E = "nfs_exports: nfs_server__exports"
 OPTS = "rw,sync,root_squash,no_subtree_check,sec=sys"
 
 
 @pytest.fixture(scope="module")
 def nfs() -> ModuleType:
-    return load_filter_module(FILTER_FILE)
+    return nfs_module
 
 
 def raises(message: str) -> Any:
@@ -221,7 +220,3 @@ def test_error_names_the_variable_given(nfs: ModuleType) -> None:
 def test_bad_backend_or_versions(nfs: ModuleType, backend: str, versions: Any, message: str) -> None:
     with raises(message):
         nfs.nfs_exports([{"path": "/a", "clients": ["192.0.2.1"]}], backend, versions)
-
-
-def test_filter_is_registered(nfs: ModuleType) -> None:
-    assert nfs.FilterModule().filters() == {"nfs_exports": nfs.nfs_exports}

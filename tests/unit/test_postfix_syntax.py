@@ -1,7 +1,7 @@
 """Regression tests for issue 16: input the filters accepted but Postfix 3.7 rejects or misreads.
 
 Each input of the issue's table is refused with an error that names the field, or accepted and
-then read back by postconf exactly (the `docker` tests at the end) and by postfix_parse_master_cf.
+then read back by postfix_parse_master_cf (and by postconf: tests/oracle/test_postfix_oracle.py).
 """
 
 from __future__ import annotations
@@ -11,15 +11,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import Oracle
-from test_postfix_oracle import assert_postfix_sees
+from support.postfix_cases import ACCEPTED_PARAMS, ACCEPTED_SERVICES, svc
 
 MAIN = "postfix_main_cf: instance '-', parameter 'smtpd_banner': "
 MASTER = "postfix_master_cf: instance '-', service 'foo/unix': "
-
-
-def svc(**fields: Any) -> dict[str, Any]:
-    return {"name": "foo", "type": "unix", "command": "smtpd", **fields}
 
 
 def refused(pf: ModuleType, prefix: str) -> Any:
@@ -105,30 +100,6 @@ def test_option_cluster_message(pf: ModuleType) -> None:
         pf.postfix_master_cf([svc(args=["-vo", "smtpd_banner=x"])])
 
 
-# Defect 9 and the over-strict refusals: accepted, and read back as they are.
-ACCEPTED_SERVICES = [
-    svc(name="u2028", args=["a\u2028b"]),  # 9: str.splitlines() broke the line here
-    svc(name="fs", comment="\x1c c"),  # 9
-    svc(name="vt", comment="\x0b#"),  # 9
-    svc(name="nel", options={"smtpd_banner": "{\x85 }"}),  # 9
-    svc(name="dashdash", command="pipe", args=["--", "-o", "x=y"]),  # options end at '--'
-    svc(name="hash", command="pipe", args=["# y", "z"]),  # written braced: not a comment
-    svc(name="uspace", options={"smtpd_banner": "\u00a0y\u2003"}),  # Postfix trims ASCII only
-    svc(name="vcluster", args=["-v", "-D", "x"]),
-    svc(name="hostref", options={"smtpd_banner": "$myhostname{0}"}),  # a group that ends the word
-    svc(
-        name="relational",
-        options={"smtpd_banner": "${{$mail_name} == {Postfix} ? {yes} : {no}} ${{1}<{2}?{lt}}"},
-    ),
-]
-ACCEPTED_PARAMS = [
-    {"name": "smtpd_banner", "value": "\u2003x\u2003"},
-    {"name": "relayhost", "value": "{", "state": "absent"},  # only the name counts
-    {"name": "syslog_name", "value": "${myhostname?{a b}:{c}}${ mail_name ? {x} }"},
-    {"name": "smtpd_milters", "value": ["{a}", "${relayhost:{inet:127.0.0.1:1}}"]},
-]
-
-
 def test_accepted_inputs_parse_back(pf: ModuleType) -> None:
     text = pf.postfix_master_cf(ACCEPTED_SERVICES)
     parsed = pf.postfix_parse_master_cf(text, keep_comments=True)
@@ -165,8 +136,3 @@ def test_parser_splits_lines_at_newline_only(pf: ModuleType) -> None:
 def test_parser_refuses_what_postfix_rejects(pf: ModuleType, text: str, message: str) -> None:
     with refused(pf, f"postfix_parse_master_cf: {message}"):
         pf.postfix_parse_master_cf(text)
-
-
-@pytest.mark.docker
-def test_accepted_inputs_read_back_by_postconf(oracle: Oracle, pf: ModuleType) -> None:
-    assert_postfix_sees(oracle, pf, "issue16", ACCEPTED_PARAMS, ACCEPTED_SERVICES)

@@ -2,7 +2,7 @@
 """nfs-check-exports BACKEND FILE: the host-side check of a candidate exports file.
 
 The `validate:` of roles/nfs_server's exports file (and the check its handler runs before a
-reload). filter_plugins/nfs.py has already checked the data; this checks what only the host
+reload). The nfs_exports filter has already checked the data; this checks what only the host
 knows, so the live server is never asked to load an export it would refuse or serve wrongly:
   - every exported path is an existing directory (not a symlink);
   - no path is exported twice (and, for ganesha, no Export_Id or Pseudo path is used twice);

@@ -1,0 +1,1 @@
+"""What the test tiers share: paths, the Postfix model's functions, its parser, the oracle container."""

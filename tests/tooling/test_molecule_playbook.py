@@ -1,0 +1,43 @@
+"""tests/molecule_playbook.py: the ansible-playbook runner of the molecule scenarios' verify tests."""
+
+import pytest
+from molecule_playbook import ansible_playbook
+
+PLAY = """
+- hosts: all
+  gather_facts: false
+  connection: local
+  tasks:
+    - ansible.builtin.debug:
+        msg: >-
+          value={{ value | default('unset') }}
+          filter={{ ({} | mailstack.site.topology({})).single_server }}
+    - ansible.builtin.fail:
+        msg: refused on purpose
+      when: refuse | default(false) | bool
+"""
+
+
+@pytest.fixture
+def playbook(tmp_path):
+    path = tmp_path / "play.yml"
+    path.write_text(PLAY)
+    return path
+
+
+def test_runs_with_the_project_filters_and_passes_extra_vars_as_json(playbook):
+    proc = ansible_playbook(playbook, extra={"value": "x y"}, inventory="localhost,", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "value=x y filter=True" in proc.stdout
+
+
+def test_a_failed_run_is_returned_not_raised(playbook):
+    proc = ansible_playbook(playbook, "-e", "refuse=true", inventory="localhost,", timeout=120)
+    assert proc.returncode == 2
+    assert "refused on purpose" in proc.stdout
+
+
+def test_without_an_inventory_it_says_to_run_through_molecule(playbook, monkeypatch):
+    monkeypatch.delenv("MOLECULE_INVENTORY_FILE", raising=False)
+    with pytest.raises(RuntimeError, match="run through molecule verify"):
+        ansible_playbook(playbook)
