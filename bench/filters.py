@@ -12,7 +12,7 @@ profile, rspamd's dependent profile), templated by Ansible's own Templar as the 
     back-end's postfix-out spreads over the 600 relays), and one host with 1,000 instances;
   - the topology (mailstack.site.topology) over that 850-host inventory, and through
     Ansible: one task using mailstack__topology on every host of the site divided by 16 and by 8,
-    derived at each use and once per play (playbooks/tasks/topology.yml);
+    derived at each use (a play variable) and once per run (playbooks/topology.yml, a fact);
   - the pieces: postfix_merge_params, postfix_merge_services, postfix_main_cf, postfix_master_cf,
     the merge engine (merge_layers).
 
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "collections"), str(ROOT / "tests")]
 DEBIAN_MASTER_CF = ROOT / "tests" / "data" / "debian-master.cf"
 SITE = {"mx": 100, "mailman_core": 150, "relays": 600}  # 100 + 2 * 150 + 600 = 1,000 instances
+SECRET = {"mailstack__secret_dir": "/srv/mailstack-secret"}
 
 
 def load_filters() -> ModuleType:
@@ -248,13 +249,13 @@ def site_inventory(divisor: int = 1) -> tuple[dict[str, list[str]], dict[str, di
     for net, (group, whole) in enumerate(SITE.items(), 1):
         groups[group] = [f"{group}{i}" for i in range(max(1, whole // divisor))]
         for i, host in enumerate(groups[group]):
-            hostvars[host] = {"mailstack__address": f"10.{net}.{i // 250}.{i % 250 + 1}"}
+            hostvars[host] = {"mailstack__address": f"10.{net}.{i // 250}.{i % 250 + 1}", **SECRET}
     for i, host in enumerate(groups["mailman_core"]):
         hostvars[host]["mailman_core__domains"] = [{"name": f"lists{i}.example.org"}]
     # One storage host (database and Mailman's shared data) and one active back-end, the others
     # standbys: the topology refuses several back-ends without them.
     groups["db"] = groups["nfs_server"] = ["store0"]
-    hostvars["store0"] = {"mailstack__address": f"10.{len(SITE) + 1}.0.1"}
+    hostvars["store0"] = {"mailstack__address": f"10.{len(SITE) + 1}.0.1", **SECRET}
     hostvars[groups["mailman_core"][0]]["mailstack__active_backend"] = True
     return groups, hostvars
 
@@ -412,9 +413,10 @@ def per_task_seconds(
 
 def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
     """Seconds one task that uses mailstack__topology costs on every host of the site divided by
-    divisor (Ansible's linear strategy, local connection, the project's ansible.cfg otherwise): the
-    real playbooks/vars/topology.yml, and with once the real playbooks/tasks/topology.yml first;
-    the difference between playbooks with and without `tasks` such debug tasks, divided by `tasks`."""
+    divisor (Ansible's linear strategy, local connection, the project's ansible.cfg otherwise): with
+    once the real playbooks/topology.yml first (the fact, derived once per run), else the filter as a
+    play variable (templated again at each use); the difference between playbooks with and without
+    `tasks` such debug tasks, divided by `tasks`."""
     groups, hostvars = site_inventory(divisor)
     children = {g: {"hosts": {h: hostvars[h] for h in hosts}} for g, hosts in groups.items()}
     children["nfs_server"] = {"hosts": dict.fromkeys(groups["nfs_server"])}  # store0 is in db already
@@ -425,7 +427,6 @@ def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
             "hosts": "all",
             "connection": "local",
             "gather_facts": False,
-            "vars_files": [str(ROOT / "playbooks" / "vars" / "topology.yml")],
             "tasks": [{"name": "Not using it", "ansible.builtin.debug": {"msg": "{{ inventory_hostname }}"}}],
         }
         one["tasks"] += [
@@ -433,8 +434,8 @@ def topology_task_seconds(divisor: int, once: bool, tasks: int = 3) -> float:
             for i in range(count)
         ]
         if once:
-            tasks_file = str(ROOT / "playbooks" / "tasks" / "topology.yml")
-            one["pre_tasks"] = [{"name": "Once", "ansible.builtin.import_tasks": tasks_file}]
+            return [{"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "topology.yml")}, one]
+        one["vars"] = {"mailstack__topology": "{{ groups | mailstack.site.topology(hostvars) }}"}
         return [one]
 
     env = {"ANSIBLE_STRATEGY": "linear", "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
@@ -518,10 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         f"`mailstack.site.topology` over {len(site_inventory()[1])} hosts takes {topology * 1e3:.0f} ms "
         "per call (its "
         "firewall rules pair every relay with every back-end). Through Ansible, "
-        "`playbooks/vars/topology.yml`'s `mailstack__topology` is a lazily templated variable: "
-        "derived at each use, one task that uses it costs "
+        "the topology as a play variable would be templated again at each use: one task that uses it "
+        "costs "
         + ", ".join(f"{lazy[h]:.1f} s on {h} hosts" for h in lazy)
-        + "; derived once per play (`playbooks/tasks/topology.yml`, what every tier play does first), "
+        + "; as the fact `playbooks/topology.yml` sets once per run (what every entry playbook imports "
+        "first), "
         + ", ".join(f"{fact[h]:.1f} s" for h in fact)
         + " (the last rows).",
         "",

@@ -7,10 +7,9 @@ Steps, each timed from the controller and in this order:
                project's ansible.cfg (pipelining, jsonfile fact cache, forks 12)
   variants     the no-change run again with one setting changed: Mitogen off (Ansible's own linear
                strategy, pipelining on), Mitogen and pipelining off, the fact cache off (facts
-               gathered on every run), forks 5, the topology derived at each use instead of once
-               per play (playbooks/tasks/topology.yml skipped by its tag)
+               gathered on every run), forks 5
   scale        a fifth relay: `scripts/lab up` with an extra inventory, then
-               `scale.yml --limit relay4,mailman_core`; then `remove-node.yml -e node=relay4`
+               `scale.yml --limit relay4,mailman_core,mailman_web`; then `remove-node.yml -e node=relay4`
 Each run's changed tasks are summed from its PLAY RECAP. Prints the table and writes the section
 "provisioning" of docs/benchmarks/README.md. Goal (issue 15): a no-change run in under a fifth of
 the cold one.
@@ -43,8 +42,6 @@ VARIANTS = {
     "no-change, Mitogen off, pipelining off": {"ANSIBLE_STRATEGY": "linear", "ANSIBLE_PIPELINING": "False"},
     "no-change, fact cache off": {"ANSIBLE_CACHE_PLUGIN": "memory"},
     "no-change, forks 5": {"ANSIBLE_FORKS": "5"},
-    # Each play derives the topology once (playbooks/tasks/topology.yml); skipped, every use derives it.
-    "no-change, topology derived at each use": {"ANSIBLE_SKIP_TAGS": "mailstack_topology_once"},
 }
 
 
@@ -115,9 +112,15 @@ def main() -> None:
             env = {"MAILSTACK_LAB_EXTRA_INVENTORY": str(extra)}
             try:
                 run(["up"], env)
-                took, out = run(["play", "playbooks/scale.yml", "--limit", f"{NEW_RELAY},mailman_core"], env)
+                took, out = run(
+                    ["play", "playbooks/scale.yml", "--limit", f"{NEW_RELAY},mailman_core,mailman_web"], env
+                )
                 rows.append(
-                    (f"scale.yml --limit {NEW_RELAY},mailman_core (a cold relay)", took, changed(out))
+                    (
+                        f"scale.yml --limit {NEW_RELAY},mailman_core,mailman_web (a cold relay)",
+                        took,
+                        changed(out),
+                    )
                 )
                 took, out = run(
                     [
@@ -154,8 +157,7 @@ def main() -> None:
     charted = bar_chart(png, title, [name for name, _, _ in rows], seconds, "seconds")
     body = (
         "## Provisioning (issue 15, part 3)\n\n"
-        f"Written by `{command_line('provisioning.py', sys.argv[1:])}`"
-        + f" on {started}. "
+        f"Written by `{command_line('provisioning.py', sys.argv[1:])}`" + f" on {started}. "
         f"Machine: {load_before} (before), {machine()} (after).\n\n"
         "The lab inventory (13 hosts), `site.yml` through `scripts/lab converge` with Mitogen's "
         "strategy and the project's `ansible.cfg` (pipelining on, jsonfile fact cache, forks 12, "

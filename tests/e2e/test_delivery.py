@@ -5,11 +5,13 @@ the relays; every queue of the site is empty at the end."""
 import re
 import uuid
 
+from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
 from e2e import deliver, exactly_once
-from test_lab import HOSTVARS, group
+from test_lab import HOSTVARS, REMOTE_DOMAINS, group
 
 CROWD = "crowd@lists.mailstack.test"
-CROWD_MEMBERS = {f"crowd{i}@remote-{'abcd'[i % 4]}.test" for i in range(2000)}
+# The lab inventory's members (inventories/lab/group_vars/mailman_core), by the same function.
+CROWD_MEMBERS = set(numbered_addresses("crowd", 2000, REMOTE_DOMAINS))
 ACTIVE = next(h for h in group("mailman_core") if HOSTVARS[h].get("mailstack__active_backend"))
 
 

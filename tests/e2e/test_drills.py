@@ -11,15 +11,16 @@ import time
 import uuid
 
 import pytest
+from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
 from e2e import deliver, exactly_once, mx_hosts
 from mailman_runners import configured, wait_all_running
-from test_lab import HOSTVARS, group, lab_host
+from test_lab import HOSTVARS, REMOTE_DOMAINS, group, lab_host
 from test_web import SITE, fetch
 
 LIST = "announce@lists.mailstack.test"
 MEMBERS = {"alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"}
 BULK = "bulk@lists.mailstack.test"
-BULK_MEMBERS = {f"member{i}@remote-{'abcd'[i % 4]}.test" for i in range(1000)}
+BULK_MEMBERS = set(numbered_addresses("member", 1000, REMOTE_DOMAINS))
 MXS = group("mx")
 ACTIVE = next(h for h in group("mailman_core") if HOSTVARS[h].get("mailstack__active_backend"))
 DB = group("db")[0]

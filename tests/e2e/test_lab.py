@@ -28,6 +28,11 @@ def group(name: str) -> list[str]:
     return inventory.hosts(INV, name)
 
 
+# The remote test domains of the lab's internet host (inventories/lab/group_vars/all): the lists'
+# members live there (mailstack.site.numbered_addresses spreads them over these domains).
+REMOTE_DOMAINS = HOSTVARS[group("lab_internet")[0]]["mailstack__lab_remote_domains"]
+
+
 @pytest.mark.parametrize("name", [h for h in ALL if h not in group("lab_dns")])
 def test_every_host_resolves_through_the_lab_dns(name, figure):
     host = lab_host(name)

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 import smtpclient
+from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
 from e2e import (
     MX,
     copies,
@@ -29,13 +30,14 @@ from e2e import (
     wait_copies,
     wait_empty_queues,
 )
-from test_lab import HOSTVARS, TOP, group, lab_host, send
+from test_lab import HOSTVARS, REMOTE_DOMAINS, TOP, group, lab_host, send
 
 BULK = "bulk@lists.mailstack.test"
 BULK_MEMBERS = 1000
 INTERNET = group("lab_internet")[0]
 BACKEND = group("mailman_core")[0]
 RELAYS = group("relays")
+WEBS = group("mailman_web")
 
 
 def relay_shares(
@@ -68,7 +70,7 @@ def relay_shares(
 
 def check_once_each(files: list[str], what: str, figure) -> None:
     """Every member of bulk@ holds exactly one of the copies (files); reported as a figure."""
-    expected = {f"member{i}@remote-{'abcd'[i % 4]}.test" for i in range(BULK_MEMBERS)}
+    expected = set(numbered_addresses("member", BULK_MEMBERS, REMOTE_DOMAINS))
     count = once_each(recipients(files), expected)
     figure(f"{what}: {count}")
     assert count.exact, count
@@ -289,7 +291,8 @@ def test_relays_take_mail_from_the_back_ends_only(figure):
         )
         code = lab_host(relay).check_output(f"python3 -c {shlex.quote(script)}")
         figure(
-            f"{relay}: port 25 from " + ", ".join(f"{src} {state}" for src, state in states.items())
+            f"{relay}: port 25 from "
+            + ", ".join(f"{src} {state}" for src, state in states.items())
             + f"; a client outside mynetworks gets {code}"
         )
         assert code == "554"
@@ -317,6 +320,13 @@ def postfix_out_hops() -> str:
     return lab_host(BACKEND).check_output(
         "postmulti -i postfix-out -x postconf -h sender_dependent_default_transport_maps"
     )
+
+
+def web_postfix_hops() -> dict[str, str]:
+    """Every web node's loopback Postfix: the relays it spreads its mail over."""
+    return {
+        web: lab_host(web).check_output("postconf -h sender_dependent_default_transport_maps") for web in WEBS
+    }
 
 
 def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over(tmp_path, figure):
@@ -349,10 +359,12 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
     try:
         lab("up", extra_inventory=str(extra))
         t0 = time.monotonic()
-        limit = f"{NEW_RELAY},mailman_core"
+        limit = f"{NEW_RELAY},mailman_core,mailman_web"
         lab("play", "playbooks/scale.yml", "--limit", limit, extra_inventory=str(extra))
-        figure(f"scale.yml --limit {NEW_RELAY},mailman_core: {time.monotonic() - t0:.0f} s")
+        figure(f"scale.yml --limit {limit}: {time.monotonic() - t0:.0f} s")
         assert f"[{NEW_RELAY_ADDRESS}]:25" in postfix_out_hops()
+        # The web nodes send sign-up mail through the relays too: they learn the new one.
+        assert all(f"[{NEW_RELAY_ADDRESS}]:25" in hops for hops in web_postfix_hops().values())
         secrets = SECRET_DIR / "rspamd" / NEW_RELAY
         assert (secrets / "controller").is_file()
 
@@ -406,6 +418,12 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
         assert queue_size(NEW_RELAY) == 0
         assert new.run("systemctl is-active postfix@-").stdout.strip() != "active"
         assert f"[{NEW_RELAY_ADDRESS}]:25" not in postfix_out_hops()
+        web_hops = web_postfix_hops()
+        figure(
+            f"after remove-node.yml, web nodes listing {NEW_RELAY}: "
+            f"{sum(f'[{NEW_RELAY_ADDRESS}]:25' in hops for hops in web_hops.values())}/{len(web_hops)}"
+        )
+        assert not any(f"[{NEW_RELAY_ADDRESS}]:25" in hops for hops in web_hops.values()), web_hops
         assert not secrets.exists(), f"remove-node.yml left {NEW_RELAY}'s secrets in {secrets}"
     finally:
         # The controller's files first: they cannot fail, and the lab commands below can.
@@ -417,10 +435,9 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
             delete(files)
             lab("destroy", NEW_RELAY, extra_inventory=str(extra))
         finally:
-            if not removed:  # postfix-out may still list the new relay: back to the lab inventory's relays
-                subprocess.run(
-                    [str(TOP / "scripts" / "lab"), "play", "playbooks/mailman_core.yml"], cwd=TOP, check=True
-                )
+            if not removed:  # the relays' clients may still list the new relay: back to the lab's relays
+                for play in ("playbooks/mailman_core.yml", "playbooks/web-postfix.yml"):
+                    subprocess.run([str(TOP / "scripts" / "lab"), "play", play], cwd=TOP, check=True)
 
 
 def run_refused(*args: str) -> str:
@@ -433,14 +450,16 @@ def run_refused(*args: str) -> str:
 
 def test_removing_every_relay_is_refused_before_anything_changes(figure):
     out = run_refused("play", "playbooks/remove-node.yml", "-e", "node=" + ",".join(RELAYS))
-    assert f"removing {', '.join(RELAYS)} would leave no relay" in out
-    assert out.count("TASK [") == 1  # the check, and nothing after it
+    assert f"every relay is draining ({', '.join(RELAYS)}): postfix-out would have no next hop" in out
+    assert out.count("TASK [") == 1  # the topology's derivation, and nothing after it
     figure(f"remove-node.yml -e node={','.join(RELAYS)}: refused, no task ran on a host")
 
 
-def test_scale_refuses_a_run_beyond_relays_and_back_ends(figure):
-    out = run_refused("play", "playbooks/scale.yml", "--limit", f"{RELAYS[0]},{MX}")
-    assert f"names hosts that are neither relays nor back-ends: {MX}" in out
+def test_scale_refuses_a_run_beyond_relays_and_their_clients_or_without_them(figure):
+    out = run_refused("play", "playbooks/scale.yml", "--limit", f"{RELAYS[0]},mailman_core,mailman_web,{MX}")
+    assert f"names hosts that are neither relays nor their clients: {MX}" in out
+    out = run_refused("play", "playbooks/scale.yml", "--limit", f"{RELAYS[0]},mailman_core")
+    assert f"leaves out clients of the relays, which would keep the old relay set: {', '.join(WEBS)}" in out
     out = run_refused("play", "playbooks/scale.yml")
     assert "No --limit was given" in out
-    figure(f"scale.yml --limit {RELAYS[0]},{MX} and scale.yml without --limit: refused")
+    figure(f"scale.yml with {MX} in the limit, without the web nodes, without --limit: refused, each named")

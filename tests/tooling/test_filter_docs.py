@@ -61,6 +61,9 @@ def specified_variables() -> set[str]:
     sample = ROOT / "inventories" / "production-sample"
     for path in [*ROOT.glob("playbooks/vars/*.yml"), *sample.glob("group_vars/all/*.yml")]:
         names.update(yaml.safe_load(path.read_text()) or {})
+    # What the playbooks set (the topology fact, the run's inputs of the lifecycle playbooks).
+    for path in ROOT.glob("playbooks/**/*.yml"):
+        names.update(keys(yaml.safe_load(path.read_text())))
 
     def host_vars(node: Any) -> None:
         if isinstance(node, dict):
@@ -73,6 +76,16 @@ def specified_variables() -> set[str]:
 
     host_vars(yaml.safe_load((sample / "hosts.yml").read_text()))
     return names
+
+
+def keys(node: Any) -> set[str]:
+    """Every mapping key of a YAML document that names a site variable (mailstack__...)."""
+    if isinstance(node, dict):
+        found = {k for k in node if isinstance(k, str) and k.startswith("mailstack__")}
+        return found.union(*(keys(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(keys(value) for value in node))
+    return set()
 
 
 def strings(node: Any) -> list[str]:

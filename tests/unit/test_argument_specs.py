@@ -34,8 +34,24 @@ def role_defaults(role: Path) -> dict[str, Any]:
 
 
 def role_options(role: Path) -> dict[str, dict]:
+    """The options of every entry point (main, and tasks_from ones such as postfix_queue's drain)."""
     specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    return specs["main"].get("options", {})
+    options: dict[str, dict] = {}
+    for entry in specs.values():
+        for name, spec in entry.get("options", {}).items():
+            options.setdefault(name, spec)
+    return options
+
+
+def test_entry_points_agree_on_the_variables_they_share(role):
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    seen: dict[str, tuple] = {}
+    for entry_point, entry in specs.items():
+        for name, spec in entry.get("options", {}).items():
+            facts = (spec.get("type", "str"), spec.get("default"), spec.get("elements"))
+            assert seen.setdefault(name, facts) == facts, (
+                f"{entry_point}: {name} differs from another entry point"
+            )
 
 
 def templated(value: Any) -> bool:

@@ -1,4 +1,5 @@
-"""plugin_utils/topology.py and dns.py: the topology derived once from the inventory, and the DNS records."""
+"""plugin_utils/topology.py and dns.py: the topology, a pure function of the inventory and the run's inputs,
+and the DNS records."""
 
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def inventory(**groups):
 
 
 def addr(n):
-    return {"mailstack__address": f"10.0.0.{n}"}
+    return {"mailstack__address": f"10.0.0.{n}", "mailstack__secret_dir": "/srv/secret"}
 
 
 CORE = {
@@ -37,15 +38,15 @@ CORE = {
 
 
 def cluster(**extra):
-    return inventory(
-        mx={"mx1": addr(11), "mx2": addr(12)},
-        mailman_core={"list1": CORE},
-        relays={"relay1": addr(31), "relay2": addr(32)},
-        db={"db1": addr(41)},
-        mailman_web={"web1": addr(51)},
-        proxy={"proxy1": addr(61)},
-        **extra,
-    )
+    groups = {
+        "mx": {"mx1": addr(11), "mx2": addr(12)},
+        "mailman_core": {"list1": CORE},
+        "relays": {"relay1": addr(31), "relay2": addr(32)},
+        "db": {"db1": addr(41)},
+        "mailman_web": {"web1": addr(51)},
+        "proxy": {"proxy1": addr(61)},
+    }
+    return inventory(**{**groups, **extra})
 
 
 def test_peers_networks_and_next_hops_of_a_cluster():
@@ -80,8 +81,21 @@ def test_a_draining_relay_gets_no_new_mail_but_keeps_its_address():
     topo = mailstack_topology(groups, hostvars)
     assert topo["relay_next_hops"] == ["[10.0.0.32]:25"]
     assert topo["draining"]["relays"] == ["relay1"]
-    assert topo["draining"]["mx"] == []
+    assert topo["relay_heir"] == "relay2"
     assert topo["addresses"]["relays"] == ["10.0.0.31", "10.0.0.32"]
+
+
+def test_the_run_drains_relays_by_name_and_refuses_what_is_not_a_relay():
+    topo = mailstack_topology(*cluster(), {"draining": "relay2"})
+    assert topo["relay_next_hops"] == ["[10.0.0.31]:25"]
+    assert (topo["draining"], topo["relay_heir"]) == ({"relays": ["relay2"]}, "relay1")
+    assert mailstack_topology(*cluster(), {"draining": ["relay1"]})["relay_heir"] == "relay2"
+    with pytest.raises(AnsibleFilterError, match=r"^topology: draining mx1: not relays of this inventory"):
+        mailstack_topology(*cluster(), {"draining": "mx1"})
+    with pytest.raises(AnsibleFilterError, match=r"^topology: every relay is draining \(relay1, relay2\)"):
+        mailstack_topology(*cluster(), {"draining": "relay1, relay2"})
+    with pytest.raises(AnsibleFilterError, match=r"^topology: run: unknown input\(s\) drain; expected"):
+        mailstack_topology(*cluster(), {"drain": "relay1"})
 
 
 def test_draining_every_relay_is_refused():
@@ -116,11 +130,16 @@ def test_ingress_rules_open_each_port_to_its_peers_only():
     }
 
 
-def test_the_back_ends_reach_the_web_side_through_the_first_proxy():
-    assert mailstack_topology(*cluster())["web_internal_url"] == "http://10.0.0.61"
-    groups, hostvars = cluster()
-    hostvars["proxy1"]["mailstack__address"] = "fd00::61"
-    assert mailstack_topology(groups, hostvars)["web_internal_url"] == "http://[fd00::61]"
+def test_the_back_ends_reach_the_web_side_through_every_proxy_under_one_name():
+    groups, hostvars = cluster(
+        proxy={"proxy1": addr(61), "proxy2": {**addr(62), "mailstack__address": "fd00::62"}}
+    )
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["web_internal_url"] == "http://web.mailstack.internal"
+    assert topo["web_internal_hosts"] == [
+        {"address": "10.0.0.61", "names": ["web.mailstack.internal"]},
+        {"address": "fd00::62", "names": ["web.mailstack.internal"]},
+    ]
 
 
 def test_the_proxy_balances_over_every_web_node_and_the_web_nodes_use_the_first_core():
@@ -130,7 +149,11 @@ def test_the_proxy_balances_over_every_web_node_and_the_web_nodes_use_the_first_
     topo = mailstack_topology(groups, hostvars)
     assert topo["web_upstreams"] == ["10.0.0.51:8000", "10.0.0.52:8100"]
     assert topo["core_rest_url"] == "http://10.0.0.21:8001"
-    groups["mailman_core"] = []
+    assert topo["core_rest_host"] == {"list1": "10.0.0.21"}
+    assert topo["web_tasks_host"] == "web1"
+    assert topo["web_memcached"] == {"host": "web1", "address": "10.0.0.51", "port": 11211}
+    assert topo["relay_clients"] == ["list1", "web1", "web2"] == ["list1", *topo["web_postfix_hosts"]]
+    groups["mailman_core"] = groups["mx"] = []
     groups["mailman_web"] = []
     assert mailstack_topology(groups, hostvars)["core_rest_url"] == ""
 
@@ -141,7 +164,9 @@ def test_web_front_ends_without_a_proxy_are_refused():
     with pytest.raises(AnsibleFilterError, match=r"the mailman_web hosts \(web1\) need a proxy host"):
         mailstack_topology(groups, hostvars)
     groups["mailman_web"] = []
-    assert mailstack_topology(groups, hostvars)["web_internal_url"] == ""
+    topo = mailstack_topology(groups, hostvars)
+    assert (topo["web_internal_url"], topo["web_internal_hosts"], topo["web_memcached"]) == ("", [], {})
+    assert topo["core_rest_host"] == {"list1": "127.0.0.1"}  # no web node: REST on loopback only
 
 
 def test_a_host_in_several_groups_gets_the_union_and_ports_from_its_variables():
@@ -157,13 +182,14 @@ def test_a_host_in_several_groups_gets_the_union_and_ports_from_its_variables():
     assert "mailman_core-mailman-rest" not in rules  # no mailman_web host: the port stays closed
 
 
-def test_single_server_scans_on_port_25_open_to_everyone():
+def test_single_server_scans_on_port_25_open_to_everyone_and_opens_no_port_without_peers():
     groups, hostvars = inventory(mailman_core={"list1": CORE}, relays={"relay1": addr(31)})
     topo = mailstack_topology(groups, hostvars)
     assert topo["single_server"] is True
     assert topo["inbound_hosts"] == ["list1"]
     assert topo["mynetworks"]["mailman_core"] == ["127.0.0.0/8"]
-    assert topo["ingress"]["list1"][0]["sources"] == "any"
+    # Port 25 (it is the MX) and nothing else: REST has no web node to serve, so no rule at all.
+    assert [(r["name"], r["sources"]) for r in topo["ingress"]["list1"]] == [("mailman_core-smtp", "any")]
 
 
 def test_without_back_ends_nothing_takes_inbound_mail():
@@ -253,7 +279,7 @@ def test_a_list_marked_absent_may_name_a_domain_no_longer_served():
 @pytest.mark.parametrize(
     ("variable", "default"),
     sorted(
-        {spec for _group, _name, spec, _proto, _sources in INGRESS if spec[0]}
+        {spec for _group, _name, spec, _proto, _sources, _fallback in INGRESS if spec[0]}
         | {spec for specs in LISTENERS.values() for spec in specs if spec[0]}
     ),
 )
@@ -265,9 +291,6 @@ def test_port_defaults_are_the_roles_defaults(variable, default):
 
 def test_database_clients_are_the_mailman_hosts():
     assert mailstack_topology(*cluster())["db_clients"] == ["10.0.0.21/32", "10.0.0.51/32"]
-
-
-LAYERS = ["x__items", "x__group_items", "x__host_items"]
 
 
 @pytest.mark.parametrize(
@@ -374,6 +397,41 @@ def shared_cluster(list1=None, list2=None):
     )
 
 
+def test_the_run_fails_over_to_a_standby_without_touching_the_inventory():
+    groups, hostvars = shared_cluster(list1={"mailstack__active_backend": True})
+    topo = mailstack_topology(groups, hostvars, {"failover_to": "list2"})
+    assert (topo["backend_active"], topo["backend_standbys"], topo["backend_takeover"]) == (
+        "list2",
+        ["list1"],
+        True,
+    )
+    assert topo["backend_next_hops"] == ["[10.0.0.22]:25"]
+    assert mailstack_topology(groups, hostvars)["backend_takeover"] is False
+    with pytest.raises(AnsibleFilterError, match=r"^topology: failover to 'relay1': not a mailman_core host"):
+        mailstack_topology(groups, hostvars, {"failover_to": "relay1"})
+    with pytest.raises(
+        AnsibleFilterError, match=r"^topology: failover to 'list1': the back-ends share no data"
+    ):
+        mailstack_topology(*cluster(), {"failover_to": "list1"})
+
+
+def test_the_share_belongs_to_the_uid_every_back_end_gives_mailman():
+    groups, hostvars = shared_cluster(list1={"mailstack__active_backend": True})
+    assert mailstack_topology(groups, hostvars)["share"] == {
+        "path": "/srv/nfs/mailman",
+        "owner": 38,
+        "group": 38,
+        "mode": "0775",
+    }
+    hostvars["list1"]["mailman_core__uid"] = hostvars["list2"]["mailman_core__uid"] = 999
+    hostvars["store1"]["mailstack__mailman_share_path"] = "/export/mailman"
+    share = mailstack_topology(groups, hostvars)["share"]
+    assert (share["path"], share["owner"], share["group"]) == ("/export/mailman", 999, 38)
+    hostvars["list2"]["mailman_core__uid"] = 38
+    with pytest.raises(AnsibleFilterError, match=r"^topology: mailman_core__uid differs between the hosts"):
+        mailstack_topology(groups, hostvars)
+
+
 def test_one_backend_is_active_without_a_mark():
     topo = mailstack_topology(*cluster())
     assert topo["backend_active"] == "list1"
@@ -382,8 +440,9 @@ def test_one_backend_is_active_without_a_mark():
 
 
 def test_the_marked_backend_is_the_only_next_hop_and_the_others_are_standbys():
-    topo = mailstack_topology(*shared_cluster(list2={"mailstack__active_backend": True},
-                                              list1={"mailstack__active_backend": False}))
+    topo = mailstack_topology(
+        *shared_cluster(list2={"mailstack__active_backend": True}, list1={"mailstack__active_backend": False})
+    )
     assert topo["backend_active"] == "list2"
     assert topo["backend_standbys"] == ["list1"]
     assert topo["backend_next_hops"] == ["[10.0.0.22]:25"]
@@ -394,8 +453,9 @@ def test_the_marked_backend_is_the_only_next_hop_and_the_others_are_standbys():
 
 
 def test_two_active_backends_on_one_share_are_refused_by_name():
-    groups, hostvars = shared_cluster(list1={"mailstack__active_backend": True},
-                                      list2={"mailstack__active_backend": True})
+    groups, hostvars = shared_cluster(
+        list1={"mailstack__active_backend": True}, list2={"mailstack__active_backend": True}
+    )
     with pytest.raises(AnsibleFilterError, match=r"two or more active back-ends on one share: list1, list2"):
         mailstack_topology(groups, hostvars)
 
@@ -438,3 +498,52 @@ def test_the_filter_benchmarks_site_is_a_topology_it_accepts():
     assert topo["backend_active"] == "mailman_core0"
     assert len(topo["backend_standbys"]) == 149
     assert len(topo["relay_next_hops"]) == 600
+
+
+# ---- The inventory contract (formerly preflight's checks) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g, h: h["mx2"].update(mailstack__address="10.0.0.11"),
+            "hosts 'mx1' and 'mx2' have the same mailstack__address 10.0.0.11",
+        ),
+        (
+            lambda g, h: g.update(relays=[*g["relays"], "mx1"]),
+            "hosts mx1 are in both the mx and the relays group",
+        ),
+        (
+            lambda g, h: (g.update(db=["db1", "db2"]), h.update(db2=addr(42))),
+            r"the db group has 2 hosts \(db1, db2\)",
+        ),
+        (
+            lambda g, h: g.update(mailman_core=[], mailman_web=[]),
+            "the mx group has hosts but the mailman_core group is empty",
+        ),
+        (
+            lambda g, h: h["relay1"].pop("mailstack__secret_dir"),
+            "host 'relay1': mailstack__secret_dir is not set",
+        ),
+        (
+            lambda g, h: h.update(list1={**addr(21), "mailman_core__domains": []}),
+            r"the list back-ends \(list1\) serve no mail domain",
+        ),
+    ],
+)
+def test_the_contract_is_checked_before_anything_changes(change, message):
+    groups, hostvars = cluster()
+    change(groups, hostvars)
+    with pytest.raises(AnsibleFilterError, match=f"^topology: {message}"):
+        mailstack_topology(groups, hostvars)
+
+
+def test_every_inventory_host_with_an_address_is_named_lab_hosts_too():
+    groups, hostvars = cluster()
+    groups["all"] = ["dns", *(h for hosts in groups.values() for h in hosts)]
+    hostvars["dns"] = {"mailstack__address": "10.0.0.53"}  # not a tier host: no secret directory needed
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["address"]["dns"] == "10.0.0.53"
+    assert topo["address"]["relay2"] == "10.0.0.32"
+    assert topo["secret_dirs"] == ["/srv/secret"]

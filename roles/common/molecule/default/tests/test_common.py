@@ -12,6 +12,13 @@ def test_inventory_names_resolve(host, peer):
     assert host.check_output(f"getent hosts {peer}").split()[0] == PEERS[peer]
 
 
+def test_a_name_on_several_hosts_resolves_to_all_of_them(host):
+    # The site's internal web name is on every proxy: a client (Python's socket.create_connection)
+    # tries the next address when one does not answer, so every address must come back.
+    out = host.check_output("getent ahostsv4 web.mailstack.internal")
+    assert {line.split()[0] for line in out.splitlines()} == set(PEERS.values())
+
+
 def test_time_zone_is_in_effect(host):
     # date(1) uses /etc/localtime: Paris is CET or CEST, never UTC.
     assert host.check_output("date +%Z") in ("CET", "CEST")

@@ -66,16 +66,16 @@ CheckFn = Callable[[Any, Mapping[str, Any], int], None]
 WhereFn = Callable[[str, "int | None"], Any]
 
 
-def by_name(casefold: bool = False, name_format: str | None = None) -> KeyFn:
-    """The default key: the entry's ``name``, a non-empty string (case-folded when asked), in the
-    given format (``domain``: a mail domain; ``address``: local@domain) when one is given."""
+def by_name(casefold: bool = False, name_format: str | None = None, field: str = "name") -> KeyFn:
+    """The default key: the entry's ``name`` (or another field), a non-empty string (case-folded when
+    asked), in the given format (``domain``: a mail domain; ``address``: local@domain) when one is given."""
     if name_format not in (None, "domain", "address"):
         raise ValueError(f"name_format must be None, 'domain' or 'address', got {name_format!r}")
 
     def key(here: Any, entry: Mapping[str, Any]) -> Hashable:
-        name = entry.get("name")
+        name = entry.get(field)
         if not isinstance(name, str) or not name:
-            raise here.error(f"every entry needs a name (a non-empty string), got {entry!r}")
+            raise here.error(f"every entry needs a {field} (a non-empty string), got {entry!r}")
         folded = name.lower() if casefold else name
         if name_format == "domain" and not _DOMAIN.fullmatch(name.lower()):
             raise here.error(f"name must be a domain name, got {name!r}")
@@ -175,17 +175,20 @@ def merged_entries(merged: Sequence[Merged], name_field: str = "name") -> list[d
 
 
 def merge_named_layers(
-    layers: Any, names: Any = None, casefold: bool = False, name_format: str | None = None
+    layers: Any, names: Any = None, casefold: bool = False, name_format: str | None = None, key: str = "name"
 ) -> list[dict[str, Any]]:
     """The merge_layers filter: layers of {name, ...} entries merged by name (the module's rules).
 
-    Returns every entry with its ``name`` (case-folded when ``casefold``) and its ``state``: the
-    present ones with their merged fields, the absent ones as the absent entry wrote them.
+    Returns every entry with its ``name`` (case-folded when ``casefold``; or the field ``key``
+    names) and its ``state``: the present ones with their merged fields, the absent ones as the
+    absent entry wrote them.
     """
     where = Where("merge_layers")
     if name_format not in (None, "domain", "address"):
         raise where.error(f"name_format must be null, 'domain' or 'address', got {name_format!r}")
+    if not isinstance(key, str) or not key:
+        raise where.error(f"key must be the name of the field entries are keyed by, got {key!r}")
     merged = merge_layers(
-        layer_names(where, layers, names), where=where, key=by_name(bool(casefold), name_format)
+        layer_names(where, layers, names), where=where, key=by_name(bool(casefold), name_format, key)
     )
-    return merged_entries(merged)
+    return merged_entries(merged, key)
