@@ -299,6 +299,7 @@ def test_merged_layers_with_overrides(oracle: Oracle, pf: ModuleType) -> None:
 # Each profile on the primary instance, from the role's own inputs (vars/main.yml __postfix_inputs,
 # the role's defaults); no self-signed certificate (there is no file for postfix check to find).
 # "two_milters": rspamd's real export plus a second exporting role's, both adding to smtpd_milters.
+# "relay_gmail20": the relay profile with the one-line override of Gmail's concurrency.
 PROFILE_PLAYBOOK = """\
 - name: Assemble each profile of roles/postfix with postfix_instances, as the role does
   hosts: localhost
@@ -339,9 +340,14 @@ PROFILE_PLAYBOOK = """\
                  'postfix__instances': [{{'name': '-', 'profile': 'inbound_scanning'}}],
                  'postfix__dependent_profiles': [rspamd__postfix__dependent_profiles, signer_export]}}) -%}}
           {{%- set _ = result.update({{'two_milters': (inputs | mailstack.site.postfix_instances)[0]}}) -%}}
+          {{%- set inputs = base | combine({{
+                 'postfix__instances': [{{'name': '-', 'profile': 'relay'}}],
+                 'postfix__group_relay_transports': [{{'name': 'provider_google', 'concurrency': 20}}]}}) -%}}
+          {{%- set _ = result.update({{'relay_gmail20': (inputs | mailstack.site.postfix_instances)[0]}}) -%}}
           {{{{ result | to_json }}}}
 """
 EXPECTED_PROFILES = {"inbound_scanning", "list_inbound", "loopback_unchecked", "relay"}
+CASES = {"two_milters", "relay_gmail20"}  # not profiles: assembled cases of the playbook
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +391,7 @@ def assert_instance_as_postfix_sees_it(
 
 def test_role_defines_the_four_profiles(role_profiles: dict[str, Any]) -> None:
     profile_files = {p.stem.removeprefix("profile_") for p in (ROLE / "defaults").glob("**/profile_*.yml")}
-    assert set(role_profiles) - {"two_milters"} >= EXPECTED_PROFILES
+    assert set(role_profiles) - CASES >= EXPECTED_PROFILES
     assert profile_files <= set(role_profiles)
 
 
@@ -399,7 +405,7 @@ def test_every_profile_file_of_the_role(
     oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any]
 ) -> None:
     """Profiles added later (any defaults/**/profile_*.yml) are checked too."""
-    for name in sorted(set(role_profiles) - EXPECTED_PROFILES - {"two_milters"}):
+    for name in sorted(set(role_profiles) - EXPECTED_PROFILES - CASES):
         assert_instance_as_postfix_sees_it(oracle, pf, f"profile-{name}", role_profiles[name])
 
 
@@ -449,3 +455,29 @@ def test_generated_data(
 
 def test_accepted_inputs_read_back_by_postconf(oracle: Oracle, pf: ModuleType) -> None:
     assert_postfix_sees(oracle, pf, "issue16", ACCEPTED_PARAMS, ACCEPTED_SERVICES)
+
+
+def test_one_line_changes_gmail_concurrency_as_postfix_reads_it(
+    oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any]
+) -> None:
+    """postfix__group_relay_transports: [{name: provider_google, concurrency: 20}] on the relay profile:
+    Postfix reads 20 for Google and the defaults for the others, the clone in master.cf, and the
+    transport map sends gmail.com to it (postmap -q on the rendered inline table)."""
+    instance = role_profiles["relay_gmail20"]
+    assert_instance_as_postfix_sees_it(oracle, pf, "relay-gmail20", instance)
+    host, confdir = oracle.new_dir("relay-gmail20-text")
+    (host / "main.cf").write_text(instance["main_cf"])
+    (host / "master.cf").write_text(instance["master_cf"])
+    assert oracle.postconf(confdir, "-h", "provider_google_destination_concurrency_limit") == "20\n"
+    assert oracle.postconf(confdir, "-h", "provider_microsoft_destination_concurrency_limit") == "5\n"
+    assert oracle.postconf(confdir, "-h", "slow_destination_rate_delay") == "2s\n"
+    clones = oracle.postconf(confdir, "-M", "provider_google/unix", "slow/unix").split("\n")
+    assert [blank_runs(line)[:2] + blank_runs(line)[-1:] for line in clones if line] == [
+        ["provider_google", "unix", "smtp"],
+        ["slow", "unix", "smtp"],
+    ]
+    table = oracle.postconf(confdir, "-h", "transport_maps").strip()
+    for domain, transport in (("gmail.com", "provider_google:"), ("aol.com", "provider_yahoo:")):
+        found = oracle.sh(f"postmap -c {confdir} -q {domain} '{table}'")
+        assert (found.returncode, found.stdout.strip()) == (0, transport), found.stderr
+    assert oracle.sh(f"postmap -c {confdir} -q example.org '{table}'").returncode == 1

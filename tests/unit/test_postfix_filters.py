@@ -1132,7 +1132,8 @@ PRE = "postfix_instances: "
             "unknown input(s) postfix__hosts_instances; expected __postfix_base_mastercf, postfix__maincf, "
             "postfix__mastercf, postfix__profiles, postfix__custom_profiles, postfix__dependent_profiles, "
             "postfix__instances, postfix__dependent_instances, postfix__group_instances, "
-            "postfix__host_instances, postfix__myhostname, postfix__instance_group, "
+            "postfix__host_instances, postfix__relay_transports, postfix__group_relay_transports, "
+            "postfix__host_relay_transports, postfix__myhostname, postfix__instance_group, "
             "postfix__tls_self_signed, postfix__staging_dir",
         ),
     ],

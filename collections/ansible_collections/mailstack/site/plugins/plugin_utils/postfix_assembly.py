@@ -35,6 +35,13 @@ from ansible_collections.mailstack.site.plugins.plugin_utils.postfix_render impo
     postfix_main_cf,
     postfix_master_cf,
 )
+from ansible_collections.mailstack.site.plugins.plugin_utils.postfix_transports import (
+    GENERATED,
+    TRANSPORT_LAYERS,
+    merge_relay_transports,
+    relay_transport_layers,
+    uses_relay_transports,
+)
 
 INSTANCE_LIST_FIELDS = ("maincf", "mastercf")
 
@@ -158,6 +165,7 @@ ASSEMBLY_INPUTS = (
     "postfix__dependent_instances",
     "postfix__group_instances",
     "postfix__host_instances",
+    *TRANSPORT_LAYERS,
     "postfix__myhostname",
     "postfix__instance_group",
     "postfix__tls_self_signed",
@@ -185,6 +193,8 @@ INSTANCE_FIELDS = (
     "maincf",
     "mastercf",
 )
+# A profile: its layers, and whether its instances deliver through the relay transports.
+PROFILE_FIELDS = ("maincf", "mastercf", "relay_transports")
 COMPUTED = "computed (the role's parameters from the instance's keys)"
 
 Layer = tuple[str, Any]  # (where the layer comes from, e.g. 'postfix__host_instances[1].maincf', list)
@@ -306,6 +316,11 @@ def _profile_layers(
         if not isinstance(data, Mapping):
             raise PostfixWhere(f"postfix_instances: {source}.{profile}").error(
                 f"a profile must be a mapping with maincf and mastercf, got {type_name(data)}"
+            )
+        unknown = sorted(str(key) for key in data if key not in PROFILE_FIELDS)
+        if unknown:
+            raise PostfixWhere(f"postfix_instances: {source}.{profile}").error(
+                f"unknown field(s) {', '.join(unknown)}; expected {', '.join(PROFILE_FIELDS)}"
             )
         layers.append((f"{source}.{profile}.{field}", data.get(field)))
     return layers
@@ -431,6 +446,8 @@ def _assemble(
     profiles: list[tuple[str, Mapping[str, Any]]],
     dependent: list[tuple[str, Mapping[str, Any]]],
     secondaries: list[str],
+    *,
+    transports: tuple[list[dict[str, Any]], list[dict[str, Any]]],
 ) -> dict[str, Any]:
     name, keys = instance["name"], instance["keys"]
     primary = name == "-"
@@ -472,11 +489,13 @@ def _assemble(
             {"path": paths["data_directory"], "owner": "postfix", "mode": "0700"},
         ]
     profile = keys.get("profile")
+    generated = transports if uses_relay_transports(profile, profiles) else ([], [])
     computed = _computed_params(inputs, instance, paths, secondaries)
     own_maincf = instance["maincf"]
     maincf_layers: list[Layer] = [
         ("postfix__maincf", inputs.get("postfix__maincf")),
         *_profile_layers("maincf", profile, profiles, dependent),
+        (GENERATED, generated[0]),
         # The computed parameters are written after the profile's (their place in main.cf) and
         # merged again last: nothing in a layer overrides them (set the instance's keys instead).
         (COMPUTED, computed),
@@ -487,6 +506,7 @@ def _assemble(
         ("__postfix_base_mastercf", inputs.get("__postfix_base_mastercf")),
         ("postfix__mastercf", inputs.get("postfix__mastercf")),
         *_profile_layers("mastercf", profile, profiles, dependent),
+        (GENERATED, generated[1]),
         *instance["mastercf"],
     ]
     params = []
@@ -553,10 +573,12 @@ def postfix_instances(inputs: Any) -> list[dict[str, Any]]:
             "remove secondary instances with state: absent, never the primary"
         )
     secondaries = [i["name"] for i in present if i["name"] != "-"]
-    result = [
-        _assemble(inputs, i, by_profile.get(i["keys"].get("profile"), []), dependent, secondaries)
-        for i in merged
-    ]
+    stock = {s.get("name") for s in inputs.get("__postfix_base_mastercf") or [] if isinstance(s, Mapping)}
+    transports = relay_transport_layers(merge_relay_transports(inputs, stock))
+    result = []
+    for i in merged:
+        profiles_of_i = by_profile.get(i["keys"].get("profile"), [])
+        result.append(_assemble(inputs, i, profiles_of_i, dependent, secondaries, transports=transports))
     try:
         postfix_check_instances(result)
     except FilterError as exc:
