@@ -6,7 +6,7 @@
                                      [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
-list domain's first MX over SMTP (tests/smtpclient.py, run inside the internet container); the
+list domain's first MX over SMTP (tests/support/smtpclient.py, run inside the internet container); the
 clock starts at the MX's 250 after DATA. Then, from the logs of every host (journald's
 microsecond timestamps; postfix-out's own maillog_file) and the stored copies' modification times,
 each post's path is cut into stages by its Message-ID, which Mailman keeps in every copy:
@@ -56,10 +56,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import inventory
 import testinfra
 from benchlib import DOCS, ROOT, bar_chart, command_line, machine, markdown_table, text_table, write_section
-from smtpclient import first_refusal, message, send
+from support import inventory
+from support.smtpclient import first_refusal, message, send
 
 LAB = "mailstack-lab-"
 DOMAIN = "lists.mailstack.test"

@@ -6,12 +6,8 @@ the end of the run ("figures" section), whether the check passed or failed. A ch
 without reporting a figure is an error of the suite.
 """
 
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: smtpclient
 
 _FIGURES: list[tuple[str, str]] = []  # (node id, figure)
 

@@ -10,7 +10,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from smtpclient import first_refusal, message, send
+from support.smtpclient import first_refusal, message, send
 from test_lab import group, lab_host
 from test_lab import send as send_subjects
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from e2e import copies, delete, internet, wait_copies
-from smtpclient import (
+from support.smtpclient import (
     ATTACK_CONTENTS,
     assert_refused_as_attack,
     extra_address,

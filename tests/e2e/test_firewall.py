@@ -8,7 +8,7 @@ a tier reaches the ports it needs, a host of another tier does not.
 import json
 
 import pytest
-import smtpclient
+from support import smtpclient
 from test_lab import HOSTVARS, group, lab_host
 
 

@@ -8,9 +8,9 @@ import time
 import uuid
 from pathlib import Path
 
-import inventory
 import pytest
 import testinfra
+from support import inventory
 
 TOP = Path(__file__).resolve().parents[2]
 

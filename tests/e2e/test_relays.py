@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pytest
-import smtpclient
 from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
 from e2e import (
     MX,
@@ -30,6 +29,7 @@ from e2e import (
     wait_copies,
     wait_empty_queues,
 )
+from support import smtpclient
 from test_lab import HOSTVARS, REMOTE_DOMAINS, TOP, group, lab_host, send
 
 BULK = "bulk@lists.mailstack.test"

@@ -1,8 +1,8 @@
 """The web side of a running lab (`make lab-test`), seen from the lab's internet host: the proxy's
 public name resolves in the lab DNS, Postorius lists the lab's lists over HTTPS, a post sent over
 SMTP is archived and shown by HyperKitty, plain HTTP redirects to HTTPS, and a new user signs up
-with the confirmation mail that reached the internet host through the relays. The browser checks
-(Chromium, testssl, a stopped web node, the login limit) are in the molecule/web scenario.
+with the confirmation mail that reached the internet host through the relays. Chromium is in the
+molecule/web scenario; testssl, a stopped web node and the login limit in roles/nginx's.
 """
 
 import email

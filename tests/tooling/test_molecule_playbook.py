@@ -1,7 +1,7 @@
-"""tests/molecule_playbook.py: the ansible-playbook runner of the molecule scenarios' verify tests."""
+"""tests/support/molecule_playbook.py: the ansible-playbook runner of the molecule scenarios' verify tests."""
 
 import pytest
-from molecule_playbook import ansible_playbook
+from support.molecule_playbook import ansible_playbook
 
 PLAY = """
 - hosts: all

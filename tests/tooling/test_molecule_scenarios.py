@@ -78,3 +78,27 @@ def test_every_platform_is_on_its_scenario_network() -> None:
         if not p.get("networks")
     ]
     assert missing == []
+
+
+def test_platforms_leave_the_shared_definition_to_create_yml() -> None:
+    """The systemd platform is defined once (.config/molecule/create.yml): a scenario restating it
+    whole is the copy the definition replaced."""
+    shared = {"image", "pre_build_image", "command", "security_opts", "cgroupns_mode"}
+    restated = [
+        f"{path.parent.relative_to(ROOT)}: {p['name']}: {sorted(shared & set(p))}"
+        for path in SCENARIOS
+        for p in _platforms(path)
+        if shared & set(p)
+    ]
+    assert restated == []
+
+
+def test_every_scenario_creates_through_the_shared_definition() -> None:
+    """Role scenarios inherit .config/molecule/config.yml's create playbook; project scenarios,
+    whose project directory is the repository's top, name the same file."""
+    for path in SCENARIOS:
+        create = yaml.safe_load(path.read_text()).get("provisioner", {}).get("playbooks", {}).get("create")
+        if path.is_relative_to(ROOT / "molecule"):
+            assert create == "${MOLECULE_PROJECT_DIRECTORY}/.config/molecule/create.yml", path
+        else:
+            assert create is None, path

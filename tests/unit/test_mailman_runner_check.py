@@ -1,5 +1,5 @@
 """roles/mailman_core/files/mailman-runner-check.py: which runners are missing, and when Mailman is
-restarted for it (a stand-in /proc and systemctl; molecule/web kills a real runner)."""
+restarted for it (a stand-in /proc and systemctl; roles/mailman_core's scenario kills a real runner)."""
 
 from __future__ import annotations
 

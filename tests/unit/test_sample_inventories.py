@@ -1,8 +1,8 @@
 """The sample inventories (inventories/*-sample) as Ansible reads them: each parses, and the topology
 derived from it is the layout its README describes."""
 
-import inventory
 from ansible_collections.mailstack.site.plugins.plugin_utils.topology import topology as mailstack_topology
+from support import inventory
 
 
 def read(name: str) -> tuple[dict[str, list[str]], dict[str, dict]]:

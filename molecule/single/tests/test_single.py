@@ -1,20 +1,16 @@
 """The single-server variant, driven from the lab's internet host as a sender and an attacker would.
 
 The list domain's MX record (from the lab DNS) names the server; the internet host sends over SMTP
-(tests/smtpclient.py, run inside the container) and stores every copy the server's postfix-out
+(tests/support/smtpclient.py, run inside the container) and stores every copy the server's postfix-out
 delivers to the remote test domains by MX lookup.
 """
 
 import email
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
-from smtpclient import (
+from support.smtpclient import (
     ATTACK_CONTENTS,
     assert_refused_as_attack,
     extra_address,

@@ -1,15 +1,12 @@
-"""roles/clamav on rspamd-host (the rspamd scenario applies it first, as the MX play does): clamd on its
-loopback Unix socket, with the custom EICAR signature only and freshclam off."""
+"""roles/clamav alone: clamd on its Unix socket, with the custom EICAR signature only and freshclam off."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-# rspamd-fresh is never converged, rspamd-signer runs no clamd.
-testinfra_hosts = ["ansible://rspamd-host"]
+from support.molecule_playbook import ansible_playbook
+
 SOCKET = "/run/clamav/clamd.ctl"
 # The EICAR test file, from the hex of the custom signature (converge.yml): the repository never
 # holds the test string itself.
@@ -115,22 +112,10 @@ def test_socket_refuses_other_users(host):
 def test_bad_clamd_option_fails_and_leaves_the_live_file(host):
     """An option clamd does not know fails validation: the run fails, clamd.conf and clamd stay."""
     before = host.file("/etc/clamav/clamd.conf").sha256sum
-    result = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            str(Path(__file__).resolve().parent.parent / "converge.yml"),
-            "-e",
-            "mailstack_test_hosts=rspamd-host",
-            "-e",
-            json.dumps({"clamav__clamd_config": {"MaxThreads": 4, "NoSuchOption": "yes"}}),
-        ],
-        capture_output=True,
-        text=True,
+    result = ansible_playbook(
+        Path(__file__).resolve().parent.parent / "converge.yml",
+        extra={"clamav__clamd_config": {"MaxThreads": 4, "NoSuchOption": "yes"}},
         timeout=600,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
     )
     output = result.stdout + "\n" + result.stderr
     assert result.returncode != 0, output

@@ -9,23 +9,20 @@ the server's container (a reboot).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import testinfra
+from support.molecule_playbook import ansible_playbook
+from support.scenario import ansible_host, flat, recap
 
 SCENARIO = Path(__file__).resolve().parents[1]
 ROLE = SCENARIO.parents[1]
 TOP = ROLE.parents[1]
 
-sys.path.insert(0, str(TOP / "tests"))
-from molecule_playbook import ansible_playbook  # noqa: E402
 
 SERVER = {"ipv4": "172.31.16.10", "ipv6": "fd00:31:16::10"}
 TCP_PORTS = [22, 8080, 8081, 8082, 8083, 8090, 8091, 8099]
@@ -82,19 +79,11 @@ print("timeout")
 """
 
 
-def _inventory() -> str:
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
-    assert inventory, "MOLECULE_INVENTORY_FILE is not set: run through molecule verify"
-    return inventory
-
-
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=_inventory())
 
 
 @pytest.fixture(scope="module")
 def server():
-    host = _host("fw-server")
+    host = ansible_host("fw-server")
     listener = (SCENARIO / "tests" / "listener.py").read_text()
     host.run(f"cat > /usr/local/bin/fw-listener <<'EOF'\n{listener}\nEOF")
     _start_listener(host)
@@ -118,12 +107,12 @@ def _start_listener(host) -> None:
 
 @pytest.fixture(scope="module")
 def allowed():
-    return _host("fw-allowed")
+    return ansible_host("fw-allowed")
 
 
 @pytest.fixture(scope="module")
 def denied():
-    return _host("fw-denied")
+    return ansible_host("fw-denied")
 
 
 def _probe(client, family: str, port: int, proto: str = "tcp") -> str:
@@ -153,15 +142,6 @@ def _playbook(
 ) -> subprocess.CompletedProcess[str]:
     return ansible_playbook(SCENARIO / playbook, *args, extra=extra, timeout=600)
 
-def _flat(output: str) -> str:
-    """Output with every run of whitespace made one space (the callback may fold long lines)."""
-    return " ".join(output.split())
-
-
-def _recap(output: str, host: str = "fw-server") -> dict[str, int]:
-    match = re.search(rf"{host}\s*:\s*((?:\w+=\d+\s*)+)", output)
-    assert match, output[-3000:]
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +185,7 @@ CASES = [
     (22, "tcp", ("ipv4", "ipv6"), True, False),  # SSH from firewall__admin_networks
     (8080, "tcp", ("ipv4", "ipv6"), True, False),  # rule web
     (8091, "tcp", ("ipv4", "ipv6"), True, False),  # rule web, end of the range 8090-8091
-    (8081, "tcp", ("ipv4", "ipv6"), True, True),  # rule public: no sources, from anywhere
+    (8081, "tcp", ("ipv4", "ipv6"), True, True),  # rule public: sources any, from anywhere
     (8083, "tcp", ("ipv4",), True, True),  # rule v4-only: 172.31.16.0/24
     (8083, "tcp", ("ipv6",), False, False),  # ... and no IPv6 source
     (8082, "tcp", ("ipv4", "ipv6"), False, False),  # rule legacy, removed by the host layer
@@ -276,18 +256,25 @@ def test_broken_ruleset_fails_at_nft_check_and_live_rules_stay(server, allowed, 
 
 HEAD = "firewall_merge_rules: firewall__host_rules: rule 'smtp': "
 BAD_DATA = {
-    "bad-port": ([{"name": "smtp", "ports": 70000}], "ports: 70000 is out of range 1-65535"),
+    "bad-port": (
+        [{"name": "smtp", "ports": 70000, "sources": "any"}],
+        HEAD + "ports: 70000 is out of range 1-65535",
+    ),
     "bad-address": (
         [{"name": "smtp", "ports": 25, "sources": ["mx.example.test"]}],
-        "sources: 'mx.example.test' is not an IPv4/IPv6 address or network",
+        HEAD + "sources: 'mx.example.test' is not an IPv4/IPv6 address or network",
     ),
     "host-bits": (
         [{"name": "smtp", "ports": 25, "sources": ["172.31.16.11/24"]}],
-        "sources: '172.31.16.11/24' has host bits set (did you mean '172.31.16.0/24'?)",
+        HEAD + "sources: '172.31.16.11/24' has host bits set (did you mean '172.31.16.0/24'?)",
+    ),
+    "no-sources": (
+        [{"name": "smtp", "ports": 25}],
+        HEAD + "sources is required: a list of addresses or networks (empty: nobody), or 'any'",
     ),
     "duplicate": (
-        [{"name": "smtp", "ports": 25}, {"name": "smtp", "ports": 587}],
-        "duplicate name in this layer",
+        [{"name": "smtp", "ports": 25, "sources": "any"}, {"name": "smtp", "ports": 587, "sources": "any"}],
+        "firewall_merge_rules: firewall__host_rules: item 1: names the same entry as firewall__host_rules[0]",
     ),
 }
 
@@ -295,32 +282,32 @@ BAD_DATA = {
 @pytest.mark.parametrize("case", sorted(BAD_DATA))
 def test_bad_rule_data_fails_before_any_change(server, case):
     rules, message = BAD_DATA[case]
-    message = HEAD + message
     table, config = _live_table(server), server.file(CONFIG).sha256sum
     run = _playbook(extra={"firewall__host_rules": rules})
     assert run.returncode != 0, run.stdout[-3000:]
-    assert message in _flat(run.stdout), run.stdout[-3000:]
-    assert _recap(run.stdout)["changed"] == 0
+    assert message in flat(run.stdout), run.stdout[-3000:]
+    assert recap(run.stdout, "fw-server")["changed"] == 0
     assert _live_table(server) == table
     assert server.file(CONFIG).sha256sum == config
 
 
 def test_check_diff_shows_a_new_rule_and_changes_nothing(server):
     table = _live_table(server)
-    extra = {"firewall__dependent_rules": "{{ molecule_firewall_rules + [{'name': 'imap', 'ports': 143}] }}"}
+    imap = "{'name': 'imap', 'ports': 143, 'sources': 'any'}"
+    extra = {"firewall__dependent_rules": "{{ molecule_firewall_rules + [" + imap + "] }}"}
     run = _playbook("--check", "--diff", extra=extra)
     assert run.returncode == 0, run.stdout[-3000:]
     new_line = r'^\+\s+tcp dport 143 counter accept comment "imap"$'
     assert re.search(new_line, run.stdout, re.M), run.stdout[-3000:]
-    assert _recap(run.stdout)["changed"] >= 1
+    assert recap(run.stdout, "fw-server")["changed"] >= 1
     assert _live_table(server) == table
 
 
 def test_check_mode_on_a_fresh_host_reports_changes_without_failing():
-    fresh = _host("fw-denied")
+    fresh = ansible_host("fw-denied")
     run = _playbook("--check", "--diff", playbook="fresh.yml")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert _recap(run.stdout, "fw-denied")["changed"] >= 1
+    assert recap(run.stdout, "fw-denied")["changed"] >= 1
     assert re.search(r"^\+\s+ct state established,related accept$", run.stdout, re.M), run.stdout[-3000:]
     assert not fresh.file(CONFIG).exists or "mailstack" not in fresh.file(CONFIG).content_string
     assert fresh.run("command -v nft").rc != 0
@@ -329,7 +316,7 @@ def test_check_mode_on_a_fresh_host_reports_changes_without_failing():
 def test_unchanged_data_reports_no_change(server):
     run = _playbook()
     assert run.returncode == 0, run.stdout[-3000:]
-    assert _recap(run.stdout)["changed"] == 0, run.stdout[-3000:]
+    assert recap(run.stdout, "fw-server")["changed"] == 0, run.stdout[-3000:]
 
 
 # ---------------------------------------------------------------------------------------------

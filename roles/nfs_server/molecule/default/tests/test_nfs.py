@@ -1,4 +1,4 @@
-"""Verify roles/nfs_server and roles/nfs_client over the real NFS protocol.
+"""Verify roles/nfs_server over the real NFS protocol (roles/nfs_client has its own scenario).
 
 Runs after converge/idempotence/check. nfs-server runs ganesha and exports /srv/nfs/mailman (a
 tmpfs) to nfs-client-a and nfs-client-b only; nfs-outsider is in no export list. No kernel here
@@ -11,28 +11,24 @@ with bad ones (refused before the reload), and prove each over NFS.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
+from support import scenario
+from support.molecule_playbook import ansible_playbook
+from support.scenario import flat
 
 SCENARIO = Path(__file__).resolve().parents[1]
-TOP = SCENARIO.parents[3]
-sys.path.insert(0, str(TOP / "tests"))
-from molecule_playbook import ansible_playbook  # noqa: E402
 
 SERVER = "172.31.17.10"
 CLIENTS = ["172.31.17.11", "172.31.17.12"]
 OUTSIDER = "172.31.17.13"
 SHARE = "/srv/nfs/mailman"
 EXTRA = "/srv/nfs/archive"
-MOUNT_POINT = "/var/lib/mailman3"
 MAILMAN = 38
 GANESHA_EXPORTS = "/etc/ganesha/mailstack-exports.conf"
 KERNEL_EXPORTS = "/etc/exports.d/mailstack.exports"
@@ -44,20 +40,11 @@ SIZE = {4: 3840, 3: 65536}
 MAILMAN_EXPORT = {"path": SHARE, "clients": CLIENTS, "owner": MAILMAN, "group": MAILMAN, "mode": "0775"}
 
 
-def _inventory() -> str:
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
-    assert inventory, "MOLECULE_INVENTORY_FILE is not set: run through molecule verify"
-    return inventory
-
-
-def _host(name: str):
-    # docker exec, not a connection through Ansible per command: the verify step runs many commands.
-    return testinfra.get_host(f"docker://{name}")
 
 
 @pytest.fixture(scope="module")
 def server():
-    host = _host("nfs-server")
+    host = scenario.host("nfs-server")
     # A (re)started ganesha is in its NFSv4 grace period (90 s) until it logs "NOT IN GRACE": v4
     # OPENs that create files fail until then. Wait for the end of the last one.
     log = "/var/log/ganesha/ganesha.log"
@@ -71,22 +58,22 @@ def server():
 
 @pytest.fixture(scope="module")
 def client_a():
-    return _host("nfs-client-a")
+    return scenario.host("nfs-client-a")
 
 
 @pytest.fixture(scope="module")
 def client_b():
-    return _host("nfs-client-b")
+    return scenario.host("nfs-client-b")
 
 
 @pytest.fixture(scope="module")
 def outsider():
-    return _host("nfs-outsider")
+    return scenario.host("nfs-outsider")
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    return _host("nfs-kernel")
+    return scenario.host("nfs-kernel")
 
 
 def _url(path: str, version: int, uid: int | None = MAILMAN) -> str:
@@ -115,9 +102,6 @@ def _get(host, path: str, version: int, uid: int | None = MAILMAN):
 def _playbook(extra: dict | None = None) -> subprocess.CompletedProcess[str]:
     return ansible_playbook(SCENARIO / "converge.yml", "--limit", "nfs-server", extra=extra, timeout=600)
 
-
-def _flat(output: str) -> str:
-    return " ".join(output.split())
 
 
 def _ganesha_pid(server) -> str:
@@ -220,61 +204,6 @@ def test_kernel_versions(kernel):
 
 
 # ---------------------------------------------------------------------------------------------
-# The clients: fstab line, ownership, unit ordering
-
-
-def test_fstab_line_field_by_field(client_a):
-    lines = [line.split() for line in client_a.file("/etc/fstab").content_string.splitlines()]
-    entries = [fields for fields in lines if len(fields) > 1 and fields[1] == MOUNT_POINT]
-    assert len(entries) == 1, entries
-    source, point, fstype, opts, dump, passno = entries[0]
-    assert source == f"{SERVER}:{SHARE}"
-    assert point == MOUNT_POINT
-    assert fstype == "nfs"
-    assert opts.split(",") == ["vers=4.2", "hard", "timeo=600", "retrans=2", "_netdev", "nosuid", "nodev"]
-    assert (dump, passno) == ("0", "0")
-    # systemd made the mount unit from it (fstab-generator), and nothing is mounted yet.
-    unit = client_a.run("systemctl show -P What var-lib-mailman3.mount")
-    assert unit.stdout.strip() == f"{SERVER}:{SHARE}"
-    assert client_a.run("findmnt -n %s", MOUNT_POINT).rc != 0
-
-
-def test_standin_has_no_fstab_line(client_b):
-    assert MOUNT_POINT not in client_b.file("/etc/fstab").content_string
-    # The stand-in (here a tmpfs, in the lab a bind-mounted volume) is what is mounted there.
-    assert client_b.run("findmnt -n -o FSTYPE %s", MOUNT_POINT).stdout.strip() == "tmpfs"
-
-
-@pytest.mark.parametrize("name", ["nfs-client-a", "nfs-client-b"])
-def test_mount_point_owner_and_drop_in(name):
-    host = _host(name)
-    point = host.file(MOUNT_POINT)
-    assert (point.uid, point.gid, point.mode) == (MAILMAN, MAILMAN, 0o755)
-    drop_in = host.file("/etc/systemd/system/molecule-nfs-probe.service.d/mailstack-nfs.conf").content_string
-    assert "Ansible managed" in drop_in
-    assert re.findall(r"^\w+=.*$", drop_in, flags=re.M) == [f"RequiresMountsFor={MOUNT_POINT}"]
-    show = host.run("systemctl show -p RequiresMountsFor -p Requires -p After molecule-nfs-probe.service")
-    props = dict(line.split("=", 1) for line in show.stdout.splitlines())
-    assert props["RequiresMountsFor"] == MOUNT_POINT
-    assert "var-lib-mailman3.mount" in props["After"].split()
-    # Requires= only on a mount unit systemd has a definition of (A: fstab); B's stand-in is a
-    # mount made outside systemd, which it orders after but cannot start.
-    if name == "nfs-client-a":
-        assert "var-lib-mailman3.mount" in props["Requires"].split()
-
-
-def test_unit_never_starts_without_the_share(client_a, client_b):
-    """On A the share cannot be mounted (no NFS in this kernel): the unit refuses to start. On B the
-    stand-in is mounted: it starts."""
-    start = client_a.run("timeout 120 systemctl start molecule-nfs-probe.service")
-    assert start.rc != 0
-    assert not client_a.service("molecule-nfs-probe").is_running
-    assert client_b.run("systemctl start molecule-nfs-probe.service").rc == 0
-    assert client_b.service("molecule-nfs-probe").is_running
-    client_b.run("systemctl stop molecule-nfs-probe.service")
-
-
-# ---------------------------------------------------------------------------------------------
 # Changing the data changes the running server; bad data never reaches it
 
 
@@ -283,19 +212,19 @@ def test_bad_client_is_refused_before_the_reload(server):
     pid = _ganesha_pid(server)
     run = _playbook({"nfs_server__exports": [{"path": SHARE, "clients": [CLIENTS[0], "list2.example.org"]}]})
     assert run.returncode != 0
-    assert "nfs_exports: nfs_server__exports[0].clients[1]: must be an IPv4/IPv6 address or network" in _flat(
+    assert "nfs_exports: nfs_server__exports[0].clients[1]: must be an IPv4/IPv6 address or network" in flat(
         run.stdout + run.stderr
     )
     assert server.file(GANESHA_EXPORTS).sha256sum == before
     assert _ganesha_pid(server) == pid
 
 
-def test_export_on_the_overlay_root_is_refused_on_the_host(server, client_a):
+def test_export_on_the_overlay_root_is_refused_on_thehost(server, client_a):
     before = server.file(GANESHA_EXPORTS).sha256sum
     overlay = {"path": "/srv/on-overlay", "clients": CLIENTS}
     run = _playbook({"nfs_server__exports": [MAILMAN_EXPORT, overlay]})
     assert run.returncode != 0
-    output = _flat(run.stdout + run.stderr)
+    output = flat(run.stdout + run.stderr)
     assert "/srv/on-overlay is on an overlay file system, which ganesha cannot export" in output
     assert server.file(GANESHA_EXPORTS).sha256sum == before
     # The running server still serves the share.

@@ -7,23 +7,20 @@ again with ansible-playbook (removal last: it changes the hosts for good).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import testinfra
 import yaml
+from support.molecule_playbook import ansible_playbook
+from support.scenario import ansible_host, recap
 
 SCENARIO = Path(__file__).resolve().parents[1]
 ROLE = SCENARIO.parents[1]
 TOP = ROLE.parents[1]
-sys.path.insert(0, str(TOP / "tests"))
-from molecule_playbook import ansible_playbook  # noqa: E402
 
 MAIN_IP, NEXTHOP_IP = "172.31.10.10", "172.31.10.11"
 OUT_PORT = 10025
@@ -47,24 +44,16 @@ except OSError as exc:
 """
 
 
-def _inventory() -> str:
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
-    assert inventory, "MOLECULE_INVENTORY_FILE is not set: run through molecule verify"
-    return inventory
-
-
-def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=_inventory())
 
 
 @pytest.fixture(scope="module")
 def main():
-    return _host("postfix-main")
+    return ansible_host("postfix-main")
 
 
 @pytest.fixture(scope="module")
 def nexthop():
-    return _host("postfix-nexthop")
+    return ansible_host("postfix-nexthop")
 
 
 def _py(host, code: str, *args: str) -> str:
@@ -97,14 +86,8 @@ def _playbook(
     return ansible_playbook(SCENARIO / playbook, "--limit", limit, *args, extra=extra, timeout=600)
 
 
-def _recap(output: str, host: str = "postfix-main") -> dict[str, int]:
-    match = re.search(rf"{host}\s*:\s*((?:\w+=\d+\s*)+)", output)
-    assert match, output[-3000:]
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
-
-
 def _recap_changed(output: str) -> int:
-    return _recap(output)["changed"]
+    return recap(output, "postfix-main")["changed"]
 
 
 LIVE_FILES = [
@@ -256,18 +239,18 @@ def test_postconf_M_shows_exactly_the_services_of_the_data(main):
 # Bad input: fails before the host changes, naming the variable
 
 
-# The appended entry is postfix__host_instances[2] (molecule_postfix_instances has two).
+# The entry is the host layer postfix__host_instances[0], over the scenario's group layer.
 BAD_INPUT = {
     "unknown profile": (
         {"name": "postfix-out", "profile": "no_such_profile"},
-        ["postfix__host_instances[2]: instance 'postfix-out': profile 'no_such_profile' is not defined"],
+        ["postfix__host_instances[0]: instance 'postfix-out': profile 'no_such_profile' is not defined"],
     ),
     "duplicate port": (
         {"name": "postfix-out", "port": 25, "inet_interfaces": "all"},
         [
             "postfix_check_instances",
             "port 25",
-            "'postfix-out': postfix__host_instances[1], postfix__host_instances[2]",
+            "'postfix-out': postfix__group_instances[1], postfix__host_instances[0]",
         ],
     ),
     "malformed service": (
@@ -275,12 +258,12 @@ BAD_INPUT = {
             "name": "postfix-out",
             "mastercf": [{"name": "smtp", "type": "inet", "command": "smtpd", "maxproc": "many"}],
         },
-        ["postfix__host_instances[2].mastercf[0]: instance 'postfix-out', service 'smtp/inet': maxproc"],
+        ["postfix__host_instances[0].mastercf[0]: instance 'postfix-out', service 'smtp/inet': maxproc"],
     ),
     "bad value": (
         {"name": "postfix-out", "maincf": [{"name": "relayhost", "value": {"a": 1}}]},
         [
-            "postfix__host_instances[2].maincf[0]: instance 'postfix-out', parameter 'relayhost': "
+            "postfix__host_instances[0].maincf[0]: instance 'postfix-out', parameter 'relayhost': "
             "value must be a string, integer, boolean or list"
         ],
     ),
@@ -295,7 +278,7 @@ BAD_INPUT = {
 def test_bad_input_fails_before_any_change(main, case):
     entry, expected = BAD_INPUT[case]
     before = _checksums(main)
-    extra = {"postfix__host_instances": "{{ molecule_postfix_instances + [" + json.dumps(entry) + "] }}"}
+    extra = {"postfix__host_instances": [entry]}
     result = _playbook("converge.yml", extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
@@ -309,7 +292,7 @@ def test_bad_input_fails_before_any_change(main, case):
 def test_parameter_postfix_refuses_leaves_live_config_untouched(main):
     before = _checksums(main)
     entry = {"name": "postfix-out", "maincf": [{"name": "no_such_parameter", "value": 1}]}
-    extra = {"postfix__host_instances": "{{ molecule_postfix_instances + [" + json.dumps(entry) + "] }}"}
+    extra = {"postfix__host_instances": [entry]}
     result = _playbook("converge.yml", extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
@@ -324,13 +307,13 @@ def test_parameter_postfix_refuses_leaves_live_config_untouched(main):
 
 
 def test_check_mode_on_a_fresh_host_reports_changes_without_failing():
-    fresh = _host("postfix-fresh")
+    fresh = ansible_host("postfix-fresh")
     assert not fresh.exists("postconf"), "postfix-fresh must never be converged"
     result = _playbook("fresh.yml", limit="postfix-fresh", args=("--check", "--diff"))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    recap = _recap(output, "postfix-fresh")
-    assert recap["failed"] == 0 and recap["changed"] > 0, recap
+    counters = recap(output, "postfix-fresh")
+    assert counters["failed"] == 0 and counters["changed"] > 0, counters
     assert "Install Postfix" in output and "Create the directories of the instances" in output
     # --diff shows the configuration it would write.
     assert "+myhostname = postfix-fresh.example.test" in output

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from molecule_playbook import ansible_playbook
+from support.molecule_playbook import ansible_playbook
 
 testinfra_hosts = ["pq-sender"]
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]

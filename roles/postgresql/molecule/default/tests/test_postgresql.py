@@ -4,14 +4,11 @@ import os
 import pathlib
 
 import pytest
-import testinfra
+from support.scenario import host
 
 DB = "172.31.14.10"
 SECRET = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret" / "postgresql"
 
-
-def host(name):
-    return testinfra.get_host(f"docker://{name}")
 
 
 def login(client, user, password, db=None):

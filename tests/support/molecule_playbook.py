@@ -1,6 +1,6 @@
 """Run ansible-playbook from a molecule scenario's verify tests (a re-run, a changed setting,
 a bad input that must be refused), with the project's roles, filters and collections, against the
-scenario's inventory. Scenario tests import it with the repository's tests/ directory on sys.path.
+scenario's inventory. Scenario tests import it as support.molecule_playbook (tests/ is on the path).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-TOP = Path(__file__).resolve().parents[1]
+from support.paths import ROOT
+
+TOP = ROOT
 
 
 def ansible_playbook(

@@ -1,5 +1,5 @@
-"""Mailman's runners on a back-end, as its own configuration and its master see them (molecule/web and
-the e2e suite; `host` is a testinfra host or the e2e suite's lab host).
+"""Mailman's runners on a back-end, as its own configuration and its master see them (roles/mailman_core's
+scenario and the e2e suite; `host` is a testinfra host or the e2e suite's lab host).
 
 Mailman's master does not restart a runner that crashed: these helpers let a test say which runner
 is missing, judged by Mailman's own configuration (`mailman conf`), not by what the role wrote.

@@ -1,0 +1,210 @@
+"""roles/mailman_core on one host: lists as data in Mailman on PostgreSQL, a post through the primary
+Postfix, LMTP, Mailman and postfix-out to the sink, the runner check and systemd's restart, and a
+change of Mailman's settings through the playbook (last: it restarts Mailman)."""
+
+import base64
+import json
+import os
+import pathlib
+import re
+import time
+import uuid
+
+import pytest
+import testinfra
+from support.mailman_runners import configured, running, wait_all_running, written
+from support.molecule_playbook import ansible_playbook
+
+SCENARIO = pathlib.Path(__file__).resolve().parents[1]
+SECRET = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret"
+MEMBERS = ["alice@example.test", "bob@example.test", "carol@example.test"]
+HOST = testinfra.get_host("docker://mcore-host")
+testinfra_hosts = ["docker://mcore-host"]
+
+
+def rest(path):
+    """GET on Mailman's REST API (on loopback: no web node uses it here)."""
+    password = (SECRET / "mailman_core" / "rest.password").read_text().strip()
+    token = base64.b64encode(f"restadmin:{password}".encode()).decode()
+    script = (
+        "import sys, urllib.request; r = urllib.request.Request(sys.argv[1], "
+        "headers={'Authorization': 'Basic ' + sys.argv[2]}); print(urllib.request.urlopen(r).read().decode())"
+    )
+    return json.loads(
+        HOST.check_output("python3 -c %s %s %s", script, f"http://127.0.0.1:8001/3.1/{path}", token)
+    )
+
+
+def post(subject, sender="alice@example.test", rcpt="dev@lists.core.test"):
+    """A post handed to the primary Postfix on loopback, as an MX node hands one over."""
+    message = f"From: {sender}\nTo: {rcpt}\nSubject: {subject}\n\nHello list.\n"
+    HOST.run_expect([0], "printf '%%s' %s | sendmail -f %s %s", message, sender, rcpt)
+
+
+def sunk(subject, expected, timeout=120):
+    """The sink's copies of the post: {recipient: file text}, waited for until `expected` arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = HOST.run(f"grep -l 'Subject: \\[dev\\] {subject}' /var/tmp/sink/* 2>/dev/null").stdout.split()
+        copies = {}
+        for path in out:
+            text = HOST.file(path).content_string
+            # smtp-sink writes the envelope first: X-Mail-Args (MAIL FROM), one X-Rcpt-Args per RCPT TO.
+            for rcpt in re.findall(r"^X-Rcpt-Args: <([^>]+)>", text, re.M):
+                copies.setdefault(rcpt, []).append(text)
+        if sum(len(v) for v in copies.values()) >= expected or time.monotonic() > deadline:
+            return copies
+        time.sleep(1)
+
+
+def wait_for_rest():
+    deadline = time.monotonic() + 90
+    while HOST.run(
+        "python3 -c %s", "import socket; socket.create_connection(('127.0.0.1', 8001), timeout=2)"
+    ).rc:
+        assert time.monotonic() < deadline, "Mailman's REST API did not come back"
+        time.sleep(1)
+
+
+def test_the_list_is_the_data():
+    lst = rest("lists/dev.lists.core.test")
+    assert lst["fqdn_listname"] == "dev@lists.core.test"
+    roster = {
+        r: {m["email"] for m in rest(f"lists/dev.lists.core.test/roster/{r}")["entries"]}
+        for r in ("owner", "moderator", "member")
+    }
+    assert roster == {
+        "owner": {"owner@example.test"},
+        "moderator": {"moderator@example.test"},
+        "member": set(MEMBERS),
+    }
+    config = rest("lists/dev.lists.core.test/config")
+    assert (config["subject_prefix"], config["default_member_action"], config["max_message_size"]) == (
+        "[dev] ",
+        "accept",
+        200,
+    )
+    assert rest("domains/lists.core.test")["description"] == "Core scenario lists"
+
+
+def test_mailman_runs_as_list_with_the_fixed_ids_on_postgresql():
+    assert HOST.user("list").uid == 38 and HOST.group("list").gid == 38
+    master = HOST.check_output("cat /run/mailman3/master.pid")
+    assert HOST.check_output("ps -o user= -p %s", master) == "list"
+    info = HOST.check_output("runuser -u list -- mailman info")
+    assert "db url: postgresql://mailman:" in info and "@127.0.0.1:5432/mailman" in info
+
+
+def test_a_post_goes_through_lmtp_mailman_and_postfix_out_once_per_member_with_the_list_headers():
+    subject = f"post-{uuid.uuid4().hex[:12]}"
+    post(subject)
+    copies = sunk(subject, len(MEMBERS))
+    time.sleep(3)  # a duplicate would arrive now
+    copies = sunk(subject, len(MEMBERS), timeout=0)
+    assert {rcpt: len(texts) for rcpt, texts in copies.items()} == dict.fromkeys(MEMBERS, 1)
+    for texts in copies.values():
+        text = texts[0]
+        assert re.search(r"^List-Id: .*<dev\.lists\.core\.test>$", text, re.M | re.I)
+        assert re.search(r"^List-Post: <mailto:dev@lists\.core\.test>", text, re.M)
+        assert re.search(r"^X-Mail-Args: <dev-bounces(\+[^@]*)?@lists\.core\.test>", text, re.M)
+        # The hop through postfix-out, whose Received line names its loopback client.
+        assert re.search(r"from \S+ \(\S+ \[127\.0\.0\.1\]\)\s+by \S+ \(Postfix\)", text), text
+
+
+def test_lmtp_rest_and_postfix_out_listen_on_loopback_only():
+    listening = HOST.check_output("ss -Hltn '( sport = :8001 or sport = :8024 or sport = :10025 )'")
+    assert sorted(line.split()[3] for line in listening.splitlines()) == [
+        "127.0.0.1:10025",
+        "127.0.0.1:8001",
+        "127.0.0.1:8024",
+    ]
+
+
+def test_a_runner_that_died_is_started_again_by_the_runner_check():
+    """Mailman's master does not restart a runner that crashed; the role's timer restarts Mailman."""
+    expected = configured(HOST)
+    assert written(HOST) == written(HOST, "/run/mailman3/mailstack-runners") == expected
+    pid, missing = wait_all_running(HOST, expected, timeout=60)
+    assert not missing, f"before the kill: {sorted(missing)} not running"
+    since = HOST.check_output("date +%s")
+    HOST.check_output(f"pkill -KILL -P {pid} -f 'runner=bounces:0:1'")
+    time.sleep(5)
+    assert "bounces:0:1" not in running(HOST, pid), "Mailman's master started the runner again itself"
+    # The timer's interval (30 s) and the check's two looks (10 s) before the restart.
+    new, missing = wait_all_running(HOST, expected, timeout=150)
+    assert new != pid and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
+    log = HOST.check_output(f"journalctl -u mailman3-runners --since @{since} --no-pager -o cat")
+    assert f"(pid {pid}) lost its runner(s) bounces:0:1 and does not restart crashed runners" in log, log
+    wait_for_rest()
+
+
+def test_a_master_that_died_is_started_again_by_systemd():
+    """Debian's unit leaves a dead master dead; the role's drop-in (Restart=on-failure) does not."""
+    expected = configured(HOST)
+    pid, missing = wait_all_running(HOST, expected, timeout=60)
+    assert not missing, f"before the kill: {sorted(missing)} not running"
+    HOST.check_output(f"kill -KILL {pid}")
+    new, missing = wait_all_running(HOST, expected, timeout=90)
+    assert new not in (0, pid) and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
+    assert HOST.check_output("systemctl show --property=NRestarts --value mailman3") != "0"
+    wait_for_rest()
+
+
+def test_a_runner_count_not_a_power_of_two_is_refused_before_anything_changes():
+    before = HOST.file("/etc/mailman3/mailman.cfg").sha256sum
+    run = ansible_playbook(SCENARIO / "converge.yml", "-e", "mailman_core__out_runners=3")
+    assert run.returncode != 0
+    assert (
+        "mailman_runners: runner 'out': instances must be a power of two (1, 2, 4, 8, ...), got 3"
+        in run.stdout
+    )
+    assert HOST.file("/etc/mailman3/mailman.cfg").sha256sum == before
+
+
+def restarts():
+    log = HOST.check_output("journalctl -u mailman3 --no-pager -o cat")
+    return sum(1 for line in log.splitlines() if line.startswith("Started mailman3"))
+
+
+@pytest.fixture(scope="module")
+def reconfigured():
+    """One run with max_recipients and out runners changed: (its output, Mailman's starts before)."""
+    before = restarts()
+    run = ansible_playbook(SCENARIO / "converge.yml", *RECONFIGURED)
+    assert run.returncode == 0, run.stdout[-3000:]
+    wait_for_rest()
+    return run.stdout, before
+
+
+RECONFIGURED = ("-e", "mailman_core__max_recipients=2", "-e", "mailman_core__out_runners=2")
+
+
+def test_changed_max_recipients_and_out_runners_restart_mailman_once(reconfigured):
+    output, before = reconfigured
+    assert output.count("RUNNING HANDLER [mailman_core : Restart Mailman]") == 1, output[-3000:]
+    assert restarts() == before + 1
+    assert HOST.check_output("runuser -u list -- mailman conf -s mta -k max_recipients").endswith("2")
+    _, missing = wait_all_running(HOST, configured(HOST), timeout=90)
+    assert not missing, f"Mailman's runners {sorted(missing)} did not come up"
+    assert sorted(r for r in running(HOST) if r.startswith("out:")) == ["out:0:2", "out:1:2"]
+    # The runner check expects the new set: the file and the copy the restarted master took.
+    assert written(HOST) == written(HOST, "/run/mailman3/mailstack-runners") == configured(HOST)
+
+    # Applied: three members, at most two recipients per transaction: two transactions at the sink.
+    subject = f"split-{uuid.uuid4().hex[:12]}"
+    post(subject, sender="bob@example.test")
+    copies = sunk(subject, len(MEMBERS))
+    assert {rcpt: len(texts) for rcpt, texts in copies.items()} == dict.fromkeys(MEMBERS, 1)
+    assert len({texts[0] for texts in copies.values()}) == 2
+
+    # The same data again: nothing changes, no restart; by now the runner check ran at least once
+    # (every 30 s) since the restart, and did not restart Mailman either.
+    again = ansible_playbook(SCENARIO / "converge.yml", *RECONFIGURED)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+    assert restarts() == before + 1
+
+    def monotonic(prop, unit):
+        return int(HOST.check_output(f"systemctl show --property={prop} --value {unit}"))
+
+    checked = monotonic("ExecMainStartTimestampMonotonic", "mailman3-runners.service")
+    assert checked > monotonic("ActiveEnterTimestampMonotonic", "mailman3"), "no check since the restart"

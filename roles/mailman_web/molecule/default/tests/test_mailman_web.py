@@ -1,0 +1,92 @@
+"""roles/mailman_web on two nodes against a real Mailman core: each node's uwsgi answers the proxy's
+requests (spoken here in the uwsgi protocol, as nginx does) with Postorius' and HyperKitty's pages
+filled from core; one node runs the task cluster, the periodic jobs and the shared memcached; both
+have the same settings and static files."""
+
+import json
+
+import pytest
+from support.scenario import host
+
+SITE = "lists.web.test"
+NODES = {"mweb-node1": "172.31.35.21", "mweb-node2": "172.31.35.22"}
+testinfra_hosts = ["docker://mweb-core"]
+
+# Runs on the core host, which stands for the proxy: one request to a node's uwsgi socket in the uwsgi
+# protocol (a 4-byte header, then the CGI variables), printing the status line and the body as JSON.
+UWSGI_GET = r"""
+import json, socket, struct, sys
+address, path, site = sys.argv[1], sys.argv[2], sys.argv[3]
+env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": site,
+       "SERVER_PORT": "443", "HTTP_HOST": site, "SERVER_PROTOCOL": "HTTP/1.1", "HTTPS": "on",
+       "HTTP_X_FORWARDED_PROTO": "https", "REMOTE_ADDR": "172.31.35.10", "REQUEST_URI": path}
+body = b"".join(struct.pack("<H", len(k)) + k.encode() + struct.pack("<H", len(v)) + v.encode()
+                for k, v in env.items())
+s = socket.create_connection((address, 8000), timeout=60)
+s.sendall(struct.pack("<BHB", 0, len(body), 0) + body)
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+head, _, page = data.partition(b"\r\n\r\n")
+print(json.dumps({"status": head.split(b"\r\n")[0].decode(), "body": page.decode(errors="replace")}))
+"""
+
+
+
+def get(node, path):
+    return json.loads(
+        host("mweb-core").check_output("python3 -c %s %s %s %s", UWSGI_GET, NODES[node], path, SITE)
+    )
+
+
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_postorius_lists_the_list_of_mailman_core(node):
+    page = get(node, "/postorius/lists/")
+    assert page["status"].endswith("200 OK"), page["status"]
+    assert "dev@lists.web.test" in page["body"] or "Developers" in page["body"], page["body"][:2000]
+
+
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_hyperkitty_answers(node):
+    page = get(node, "/hyperkitty/")
+    assert page["status"].endswith("200 OK"), page["status"]
+    assert "HyperKitty" in page["body"]
+
+
+def test_an_unknown_host_name_is_refused():
+    out = json.loads(
+        host("mweb-core").check_output("python3 -c %s %s / evil.test", UWSGI_GET, NODES["mweb-node2"])
+    )
+    assert out["status"].endswith("400 Bad Request"), out["status"]
+
+
+def test_the_task_cluster_the_jobs_and_the_cache_run_on_the_task_node_only():
+    node1, node2 = host("mweb-node1"), host("mweb-node2")
+    # [m]: the pattern must not match the shell that runs pgrep.
+    assert node1.run("pgrep -f '[m]anage.py qcluster'").rc == 0
+    assert node2.run("pgrep -f '[m]anage.py qcluster'").rc == 1
+    assert "runjobs minutely" in node1.file("/etc/cron.d/mailman3-web").content_string
+    assert "runjobs minutely" not in node2.file("/etc/cron.d/mailman3-web").content_string
+    assert node1.socket("tcp://172.31.35.21:11211").is_listening
+    assert not node2.package("memcached").is_installed
+    # ...and node2 uses it.
+    settings = node2.file("/etc/mailman3/mailman-web.py").content_string
+    assert "'LOCATION': '172.31.35.21:11211'" in settings
+
+
+def test_both_nodes_have_the_same_settings_and_static_files():
+    digest = (
+        "cd /var/lib/mailman3/web/static && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum"
+    )
+    node1, node2 = host("mweb-node1"), host("mweb-node2")
+    assert node1.check_output(digest) == node2.check_output(digest)
+    assert (
+        node1.file("/etc/mailman3/mailman-web.py").sha256sum
+        == node2.file("/etc/mailman3/mailman-web.py").sha256sum
+    )
+
+
+@pytest.mark.parametrize("node", sorted(NODES))
+def test_uwsgi_listens_on_the_nodes_address_only(node):
+    listening = host(node).check_output("ss -Hltn 'sport = :8000'")
+    assert [line.split()[3] for line in listening.splitlines()] == [f"{NODES[node]}:8000"]
