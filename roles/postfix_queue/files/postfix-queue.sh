@@ -2,6 +2,7 @@
 # postfix-queue: the Postfix queue operations of mailstack's lifecycle playbooks (roles/postfix_queue),
 # on the host's default instance, in one tested program instead of shell inside YAML.
 #   postfix-queue count-deferred       the number of deferred messages of every instance of the host
+#                                      (0 where Postfix is not installed yet)
 #   postfix-queue wait-deferred MAX SECONDS
 #                                      wait until that number is MAX or less (at most SECONDS); print
 #                                      it; exit 1 when it is still above MAX
@@ -23,7 +24,9 @@ queue_ids() { postqueue -j | sed -n 's/.*"queue_id": *"\([^"]*\)".*/\1/p'; }
 
 case "${1:-}" in
   count-deferred)
+    # A host without Postfix yet (a new relay before its first run) has nothing queued. Otherwise
     # postmulti runs postqueue for every instance; a failure of any instance fails the count.
+    command -v postmulti >/dev/null || { echo 0; exit 0; }
     out=$(postmulti -x postqueue -j) || die "postqueue -j failed"
     printf '%s\n' "$out" | grep -c '"queue_name": *"deferred"' || true
     ;;
