@@ -86,3 +86,4 @@ bench: bootstrap
 	@python bench/provisioning.py
 	@scripts/lab ensure
 	@python bench/fanout.py --relays 1,2 --max-recipients 100 --runner-sleep 0.1s
+	@python bench/members.py
