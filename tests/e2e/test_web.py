@@ -2,7 +2,7 @@
 public name resolves in the lab DNS, Postorius lists the lab's lists over HTTPS, a post sent over
 SMTP is archived and shown by HyperKitty, plain HTTP redirects to HTTPS, and a new user signs up
 with the confirmation mail that reached the internet host through the relays. Chromium is in the
-molecule/web scenario; testssl, a stopped web node and the login limit in roles/nginx's.
+mailman_web role's scenario; testssl, a stopped web node and the login limit in roles/nginx's.
 """
 
 import email

@@ -1,9 +1,15 @@
 """roles/mailman_web on two nodes against a real Mailman core: each node's uwsgi answers the proxy's
 requests (spoken here in the uwsgi protocol, as nginx does) with Postorius' and HyperKitty's pages
 filled from core; one node runs the task cluster, the periodic jobs and the shared memcached; both
-have the same settings and static files."""
+have the same settings and static files, and so has the proxy. Through the proxy, in headless
+Chromium (screenshots under .cache/screenshots/mailman_web/ of the repository): the lists page, and a
+post the client hands to core's port 25, archived through the proxy and shown by HyperKitty."""
 
 import json
+import pathlib
+import re
+import time
+import uuid
 
 import pytest
 from support.scenario import host
@@ -30,7 +36,6 @@ while chunk := s.recv(65536):
 head, _, page = data.partition(b"\r\n\r\n")
 print(json.dumps({"status": head.split(b"\r\n")[0].decode(), "body": page.decode(errors="replace")}))
 """
-
 
 
 def get(node, path):
@@ -74,12 +79,15 @@ def test_the_task_cluster_the_jobs_and_the_cache_run_on_the_task_node_only():
     assert "'LOCATION': '172.31.35.21:11211'" in settings
 
 
-def test_both_nodes_have_the_same_settings_and_static_files():
+def test_both_nodes_and_the_proxy_have_the_same_static_files_and_the_nodes_the_same_settings():
     digest = (
         "cd /var/lib/mailman3/web/static && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum"
     )
     node1, node2 = host("mweb-node1"), host("mweb-node2")
-    assert node1.check_output(digest) == node2.check_output(digest)
+    proxy = host("mweb-proxy").check_output(
+        digest.replace("/var/lib/mailman3/web/static", "/var/www/mailman3-static")
+    )
+    assert node1.check_output(digest) == node2.check_output(digest) == proxy
     assert (
         node1.file("/etc/mailman3/mailman-web.py").sha256sum
         == node2.file("/etc/mailman3/mailman-web.py").sha256sum
@@ -90,3 +98,70 @@ def test_both_nodes_have_the_same_settings_and_static_files():
 def test_uwsgi_listens_on_the_nodes_address_only(node):
     listening = host(node).check_output("ss -Hltn 'sport = :8000'")
     assert [line.split()[3] for line in listening.splitlines()] == [f"{NODES[node]}:8000"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the proxy, in a browser
+
+CLIENT = host("mweb-client")
+SHOTS = pathlib.Path(__file__).resolve().parents[4] / ".cache" / "screenshots" / "mailman_web"
+# What Django, uwsgi and nginx answer instead of a page.
+ERROR_MARKERS = (
+    "Server Error",
+    "Bad Request",
+    "Bad Gateway",
+    "504 Gateway",
+    "Not Found",
+    "Something went wrong",
+    "Service Unavailable",
+    "This site can",
+    "ERR_",
+)
+SEND = r"""
+import smtplib, sys
+subject = sys.argv[1]
+msg = (f"From: alice@example.test\r\nTo: dev@lists.web.test\r\nSubject: {subject}\r\n"
+       f"Message-ID: <{subject}@example.test>\r\n\r\nHello list, this is {subject}.\r\n")
+with smtplib.SMTP("172.31.35.10", 25, timeout=30) as s:
+    s.sendmail("alice@example.test", ["dev@lists.web.test"], msg)
+"""
+
+
+def browse(url, name, budget=None):
+    """Load url in headless Chromium on the client, save a screenshot, return the DOM; fail on errors."""
+    flags = (
+        "--headless --no-sandbox --disable-gpu --ignore-certificate-errors --hide-scrollbars "
+        "--window-size=1280,1024"
+    )
+    if budget:  # let the page's own requests finish (HyperKitty loads its thread lists with JavaScript)
+        flags += f" --virtual-time-budget={budget}"
+    shot = f"/tmp/{name}.png"
+    CLIENT.run("rm -f %s", shot)
+    dom = CLIENT.check_output(f"chromium {flags} --screenshot={shot} --dump-dom %s 2>/dev/null", url)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / f"{name}.png").write_bytes(CLIENT.file(shot).content)
+    title = re.search(r"<title>(.*?)</title>", dom, re.S)
+    assert title, f"{url}: no title in\n{dom[:2000]}"
+    for marker in ERROR_MARKERS:
+        assert marker not in title.group(1), f"{url}: error page ({title.group(1).strip()})"
+    assert "Postorius" in dom or "HyperKitty" in dom, f"{url}: not a Mailman page\n{dom[:2000]}"
+    return dom
+
+
+def test_the_lists_page_in_a_browser_lists_the_list_under_the_sites_name():
+    dom = browse(f"https://{SITE}/postorius/lists/", "postorius-lists")
+    assert f"dev@{SITE}" in dom
+    assert "example.com" not in dom  # the site's name is the data's, not the package's
+
+
+def test_a_post_is_archived_through_the_proxy_and_shown_by_hyperkitty_in_a_browser():
+    subject = f"archived-{uuid.uuid4().hex[:10]}"
+    CLIENT.check_output("python3 -c %s %s", SEND, subject)
+    archive = f"https://{SITE}/hyperkitty/list/dev@{SITE}/"
+    deadline = time.monotonic() + 180
+    # The fragment HyperKitty's list page loads, filled from the cache the task node rebuilds.
+    while subject not in CLIENT.run("curl -sk %s", archive + "recent-threads").stdout:
+        assert time.monotonic() < deadline, f"{subject} was not archived within 180 s"
+        time.sleep(3)
+    dom = browse(archive, "hyperkitty-list", budget=10000)
+    assert subject in dom, f"{subject} not on {archive}"
