@@ -3,9 +3,11 @@ attackers would, observed from inside only to count copies and queues (`make e2e
 
 Every check reports its figure through the `figure` fixture; the figures are printed together at
 the end of the run ("figures" section), whether the check passed or failed. A check that passes
-without reporting a figure is an error of the suite.
+without reporting a figure is an error of the suite, and a figure carries what was measured: a
+text without a number is refused.
 """
 
+import re
 
 import pytest
 
@@ -21,6 +23,8 @@ def figure(request):
     """figure(text): record one figure of this check (also printed when the check runs)."""
 
     def record(text: str) -> None:
+        if not re.search(r"\d", text):
+            raise ValueError(f"a figure carries the measured number, got {text!r}")
         _FIGURES.append((request.node.nodeid, text))
         print(text)
 

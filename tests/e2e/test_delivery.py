@@ -3,10 +3,12 @@ exactly one copy, with the list's headers, through an MX, the active back-end, p
 the relays; every queue of the site is empty at the end."""
 
 import re
+import shlex
 import uuid
 
+import pytest
 from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
-from e2e import deliver, exactly_once
+from e2e import copies, delete, deliver, exactly_once, internet, post
 from test_lab import HOSTVARS, REMOTE_DOMAINS, group
 
 CROWD = "crowd@lists.mailstack.test"
@@ -47,3 +49,31 @@ def test_a_post_to_2000_members_arrives_exactly_once_with_the_list_headers(figur
     )
     assert list_id == subject == path_ok == len(CROWD_MEMBERS)
     assert all(by_relay.values())
+
+
+def test_a_copy_that_arrives_after_the_first_count_fails_exactly_once(figure):
+    """The helper every "exactly once" claim goes through counts again after the site settled: one
+    more copy for a member, stored after the first count (here: the test adds it), fails it."""
+    members = {"alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"}
+    token = f"duplicate-{uuid.uuid4().hex[:12]}"
+    added: list[str] = []
+
+    def add_a_copy(files: list[str]) -> None:
+        copy = files[0].replace("/new/", "/new/duplicate-")
+        internet().check_output(f"cp -p {shlex.quote(files[0])} {shlex.quote(copy)}")
+        added.append(copy)
+
+    post("announce@lists.mailstack.test", token)
+    try:
+        with pytest.raises(AssertionError, match="after the queues settled") as failed:
+            exactly_once(
+                token,
+                members,
+                "post with a copy added after the first count",
+                figure,
+                after_first_count=add_a_copy,
+            )
+    finally:
+        delete(copies(token))
+    figure(f"{len(added)} copy added after the first count: exactly_once failed with {failed.value}")
+    assert "1 duplicates" in str(failed.value)

@@ -122,10 +122,12 @@ def test_postfix_out_restarted_with_a_post_in_its_queue(figure):
         )
     finally:
         backend.check_output(f"{out} postconf -X defer_transports")
+    assert queued > 0 and int(recipients) == len(BULK_MEMBERS), (queued, recipients)
     backend.check_output("systemctl restart postfix@postfix-out")
     figure(f"postfix-out restarted holding {queued} messages for {recipients} recipients")
-    backend.check_output(f"{out} postqueue -f")
-    exactly_once(tok, BULK_MEMBERS, "post held by postfix-out across its restart", figure)
+    # Nothing forces the delivery: postfix-out's own retry of its deferred queue (the lab's backoff,
+    # inventories/lab/group_vars/mailman_core/postfix.yml) sends the post out.
+    exactly_once(tok, BULK_MEMBERS, "post held by postfix-out, sent by its retry after the restart", figure)
 
 
 def test_mailman_restarted_while_it_hands_a_post_out(figure):

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 
+import e2e
 import pytest
 from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
 from e2e import (
@@ -26,8 +27,8 @@ from e2e import (
     post,
     queue_size,
     recipients,
+    settled,
     wait_copies,
-    wait_empty_queues,
 )
 from support import smtpclient
 from test_lab import HOSTVARS, REMOTE_DOMAINS, TOP, group, lab_host, send
@@ -121,9 +122,9 @@ def test_a_post_to_1000_members_arrives_once_each_signed_and_spread_over_the_rel
             verified, failed = verified + ok, failed + bad
         figure(f"DKIM: {verified}/{len(files)} copies verified against the published key")
         assert (verified, failed) == (BULK_MEMBERS, 0)
-        sizes = wait_empty_queues([BACKEND, *RELAYS])
-        figure(f"queues at the end: {sizes}")
-        assert not any(sizes.values())
+        settle = settled()
+        files = copies(token)
+        check_once_each(files, f"the post recounted once every queue emptied ({settle:.0f} s)", figure)
     finally:
         delete(files)
 
@@ -154,39 +155,25 @@ def test_a_relay_stopped_mid_delivery_loses_and_duplicates_nothing(figure):
         assert relay_shares(second_files, [victim])[victim] == 0
     finally:
         relay.run("postconf -X defer_transports; systemctl start postfix@-")
-    relay.check_output("postqueue -f")
+    # Nothing forces the delivery: the relay's own retry of its deferred queue (the lab's backoff,
+    # inventories/lab/group_vars/relays/postfix.yml) delivers what it held.
+    t0 = time.monotonic()
     first_files = wait_copies(first, BULK_MEMBERS)
+    figure(f"{victim} started again: its own retry delivered what it held in {time.monotonic() - t0:.0f} s")
     files += first_files
     try:
         check_once_each(first_files, f"post held by {victim} when it stopped", figure)
-        sizes = wait_empty_queues([BACKEND, *RELAYS])
-        figure(f"queues at the end: {sizes}")
-        assert not any(sizes.values())
+        settle = settled()
+        for token, what in ((first, "held by the stopped relay"), (second, "sent while it was down")):
+            recounted = copies(token)
+            files += recounted
+            check_once_each(recounted, f"post {what}, recounted after {settle:.0f} s to settle", figure)
     finally:
         delete(files)
 
 
 def mailman_rest(method: str, path: str, data: dict | None = None) -> dict:
-    """Call Mailman's REST API on the back-end (its own address), with the admin credentials."""
-    script = r"""
-import base64, configparser, json, sys, urllib.parse, urllib.request
-cfg = configparser.ConfigParser(interpolation=None, strict=False)
-cfg.read('/etc/mailman3/mailman.cfg')
-web = cfg['webservice']
-url = 'http://%s:%s/3.1/%s' % (web['hostname'], web['port'], sys.argv[2])
-data = json.loads(sys.argv[3])
-body = urllib.parse.urlencode(data).encode() if data is not None else None
-req = urllib.request.Request(url, data=body, method=sys.argv[1])
-auth = base64.b64encode(('%s:%s' % (web['admin_user'], web['admin_pass'])).encode()).decode()
-req.add_header('Authorization', 'Basic ' + auth)
-with urllib.request.urlopen(req, timeout=30) as resp:
-    text = resp.read().decode()
-print(text or '{}')
-"""
-    out = lab_host(BACKEND).check_output(
-        f"python3 -c {shlex.quote(script)} {method} {shlex.quote(path)} {shlex.quote(json.dumps(data))}"
-    )
-    return json.loads(out)
+    return e2e.mailman_rest(BACKEND, method, path, data)
 
 
 def bounce_score(member_id: str, want: int, timeout: float = 180) -> int:

@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from e2e import POSTFIX_HOSTS, copies, delete, headers, internet, mx_hosts, wait_empty_queues
+from e2e import copies, delete, headers, internet, mx_hosts, settled
 from test_lab import TOP, group, lab_host
 
 LIST = "announce@lists.mailstack.test"
@@ -106,22 +106,23 @@ def test_a_setting_rolled_over_every_mx_while_mail_is_sent_loses_and_refuses_not
     while sum(map(len, found.values())) < want and time.monotonic() < deadline:
         time.sleep(3)
         found, paths = by_token(prefix)
-    time.sleep(3)  # a duplicate would arrive now, not later
-    found, paths = by_token(prefix)
+    first = sum(map(len, found.values()))
     try:
+        # The count again once every queue of the site emptied by itself: a duplicate still queued
+        # at the first count is in the recount.
+        settle = settled()
+        found, paths = by_token(prefix)
         wrong = {
             p["token"]: found.get(p["token"])
             for p in accepted
             if sorted(found.get(p["token"], [])) != MEMBERS
         }
-        queues = wait_empty_queues(POSTFIX_HOSTS)
         figure(
             f"{len(accepted) - len(wrong)}/{len(accepted)} posts reached each of the {len(MEMBERS)} "
-            f"members exactly once ({sum(map(len, found.values()))} copies); queues: "
-            f"{sum(queues.values())} messages left"
+            f"members exactly once ({sum(map(len, found.values()))} copies, {first} at the first count); "
+            f"every queue empty {settle:.0f} s later"
         )
         assert not wrong, list(wrong.items())[:3]
-        assert not any(queues.values())
     finally:
         delete(paths)
 

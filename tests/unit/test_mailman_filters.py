@@ -1,8 +1,10 @@
-"""plugin_utils/mailman.py: runner counts (filters mailman_runners and mailman_started_runners)."""
+"""plugin_utils/mailman.py: runner counts (filters mailman_runners and mailman_started_runners) and
+periodic jobs (mailman_periodic_jobs)."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.mailstack.site.plugins.plugin_utils.mailman import (
+    mailman_periodic_jobs,
     mailman_runners,
     mailman_started_runners,
 )
@@ -55,3 +57,55 @@ def test_started_runners_are_every_runner_but_bad_and_shunt_with_the_counts_set(
 def test_started_runners_errors(runners, message):
     with pytest.raises(AnsibleFilterError, match=message):
         mailman_started_runners(runners)
+
+
+DEBIAN_JOBS = [
+    {"name": "notify", "command": "notify", "on_calendar": "*-*-* 08:00:00"},
+    {"name": "digests", "command": "digests  --periodic", "on_calendar": "*-*-*   12:00:00"},
+]
+
+
+def job(**fields):
+    """A present job named d, with the given fields added or replaced (None: left out)."""
+    entry = {"name": "d", "command": "digests", "on_calendar": "daily", **fields}
+    return {key: value for key, value in entry.items() if value is not None}
+
+
+def test_periodic_jobs_are_checked_and_normalised_in_order():
+    jobs = mailman_periodic_jobs([*DEBIAN_JOBS, {"name": "old-job", "state": "absent"}])
+    assert jobs == [
+        {"name": "notify", "state": "present", "command": "notify", "on_calendar": "*-*-* 08:00:00"},
+        {"name": "digests", "state": "present", "command": "digests --periodic",
+         "on_calendar": "*-*-* 12:00:00"},
+        {"name": "old-job", "state": "absent", "command": "", "on_calendar": ""},
+    ]
+    assert mailman_periodic_jobs([]) == []
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        ({"name": "notify"}, r"mailman_core__periodic_jobs: must be a list of jobs, got dict"),
+        (["notify"], r"\[0\]: a job is a mapping .*got str"),
+        ([job(name="Digests")], r"\[0\]: name must be .*'Digests'"),
+        ([job(name="a b")], r"name must be"),
+        ([job(name=None)], r"\[0\]: name must be .*None"),
+        ([job(when="x")], r"unknown key 'when'"),
+        ([DEBIAN_JOBS[0], DEBIAN_JOBS[0]], r"job 'notify': named twice"),
+        ([job(command=None)], r"job 'd': command must be .*None"),
+        ([job(on_calendar=None)], r"job 'd': on_calendar must be .*None"),
+        ([job(command="  ")], r"job 'd': command must be"),
+        ([job(command="digests\nrm")], r"job 'd': command must be a one-line"),
+        ([job(on_calendar="%H")], r"job 'd': on_calendar must be .*without '%'"),
+        ([job(command="mailman digests")], r"job 'd': command is the mailman subcommand"),
+        ([job(state="off")], r"job 'd': state must be"),
+    ],
+)
+def test_periodic_job_errors_name_the_entry_and_field(jobs, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        mailman_periodic_jobs(jobs)
+
+
+def test_periodic_job_errors_name_the_variable_given():
+    with pytest.raises(AnsibleFilterError, match=r"^mailman_periodic_jobs: my_jobs: "):
+        mailman_periodic_jobs("digests", "my_jobs")

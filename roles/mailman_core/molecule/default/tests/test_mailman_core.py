@@ -150,6 +150,34 @@ def test_a_master_that_died_is_started_again_by_systemd():
     wait_for_rest()
 
 
+def test_the_periodic_jobs_run_on_their_timers_and_only_where_mailman_runs():
+    """Debian's cron jobs (which run on a standby too) are gone; each job has an enabled timer at its
+    time, and a run does the job while Mailman runs here and is skipped while it does not."""
+    assert not HOST.file("/etc/cron.d/mailman3").exists
+    for job, when in (("notify", "08:00:00"), ("digests", "12:00:00")):
+        timer = HOST.service(f"mailman3-{job}.timer")
+        assert timer.is_enabled and timer.is_running, job
+        assert when in HOST.check_output(f"systemctl show -p TimersCalendar --value mailman3-{job}.timer")
+
+    def run(job: str) -> str:
+        """Start the job's service as its timer does (a oneshot: back when done), then its result."""
+        HOST.check_output(f"systemctl start mailman3-{job}.service")
+        return HOST.check_output(f"systemctl show -p Result --value mailman3-{job}.service")
+
+    expected = configured(HOST)
+    HOST.check_output("systemctl stop mailman3")
+    try:
+        assert [run(job) for job in ("notify", "digests")] == ["exec-condition", "exec-condition"]
+        skipped = HOST.check_output("journalctl -u mailman3-digests.service --no-pager -o cat -n 5")
+        assert "Skipped due to 'exec-condition'" in skipped, skipped
+    finally:
+        HOST.check_output("systemctl start mailman3")
+    _, missing = wait_all_running(HOST, expected, timeout=90)
+    assert not missing, f"after the start: {sorted(missing)} not running"
+    assert [run(job) for job in ("notify", "digests")] == ["success", "success"]
+    wait_for_rest()
+
+
 def test_a_runner_count_not_a_power_of_two_is_refused_before_anything_changes():
     before = HOST.file("/etc/mailman3/mailman.cfg").sha256sum
     run = ansible_playbook(SCENARIO / "converge.yml", "-e", "mailman_core__out_runners=3")
