@@ -12,10 +12,10 @@ import uuid
 
 import pytest
 from ansible_collections.mailstack.site.plugins.plugin_utils.addresses import numbered_addresses
-from e2e import deliver, exactly_once, mx_hosts
+from e2e import copies, deliver, exactly_once, mx_hosts
 from support.mailman_runners import configured, wait_all_running
 from test_lab import HOSTVARS, REMOTE_DOMAINS, group, lab_host
-from test_web import SITE, fetch
+from test_web import PROXY, SITE, fetch
 
 LIST = "announce@lists.mailstack.test"
 MEMBERS = {"alice@remote-a.test", "bob@remote-a.test", "carol@remote-b.test", "dave@remote-b.test"}
@@ -179,12 +179,31 @@ def test_mailman_restarted_while_it_hands_a_post_out(figure):
 
 
 def test_the_database_restarted_mail_still_flows(figure):
-    """Mail flows after PostgreSQL restarted, and Mailman runs every runner again: its master does
-    not restart a runner that died on the outage, the role's runner check restarts Mailman."""
+    """PostgreSQL's postmaster is stopped (the cluster's own unit, not the umbrella one), a post sent
+    meanwhile waits (no copy leaves), and after the start it and a later post reach every member
+    once; Mailman runs every runner again: its master does not restart a runner that died on the
+    outage, the role's runner check restarts Mailman."""
     db, backend = lab_host(DB), lab_host(ACTIVE)
+    unit = db.check_output("systemctl list-units 'postgresql@*' --plain --no-legend | awk '{print $1}'")
     since = backend.check_output("date +%s")
-    db.check_output("systemctl restart postgresql")
-    figure(f"PostgreSQL on {DB} restarted")
+    before = db.check_output(f"systemctl show -p MainPID --value {unit}")
+    down = token("dbdown")
+    try:
+        db.check_output(f"systemctl stop {unit}")
+        assert db.run("pg_isready -q").rc != 0, "PostgreSQL still answers"
+        mx, tried = deliver(LIST, down)
+        assert mx is not None, tried
+        time.sleep(15)  # long enough for Mailman to have sent it, were the database not needed
+        early = copies(down)
+    finally:
+        db.check_output(f"systemctl start {unit}")
+    after = db.check_output(f"systemctl show -p MainPID --value {unit}")
+    figure(
+        f"{unit} on {DB} stopped (postmaster pid {before}) and started (pid {after}); a post sent "
+        f"while it was down: {'; '.join(tried)}, {len(early)} copies before the start"
+    )
+    assert after not in ("0", before) and not early
+    exactly_once(down, MEMBERS, "post sent while the database was down", figure)
     tok = token("dbrestart")
     attempts = deliver_with_retries(LIST, tok)
     figure("post after the restart: " + "; ".join(attempts))
@@ -206,14 +225,46 @@ def test_the_database_restarted_mail_still_flows(figure):
     assert page["status"] == 200
 
 
+def lists_page_upstreams(mark: int) -> list[list[str]]:
+    """The nodes nginx tried, in order, for each request of the lists page logged after line mark
+    of the proxy's access log (its log format names them: upstream="addr:port, addr:port")."""
+    log = lab_host(PROXY).check_output(f"tail -n +{mark + 1} /var/log/nginx/access.log")
+    return [
+        m[1].split(", ")
+        for line in log.splitlines()
+        if '"GET /postorius/lists/ ' in line and (m := re.search(r'upstream="([^"]*)"', line))
+    ]
+
+
 def test_one_web_node_stopped_the_pages_still_load(figure):
-    down = WEB[0]
+    """Both web nodes answer the lists page through the proxy; with one stopped, every request is
+    answered by the other (nginx tries the stopped one at most until it leaves it out)."""
+    down, up = WEB[0], WEB[1]
+    node = {w: HOSTVARS[w]["mailstack__address"] + ":" for w in WEB}
+
+    def served_by(tried: list[str]) -> str:
+        return next(w for w in WEB if tried[-1].startswith(node[w]))
+
+    def log_lines() -> int:
+        return int(lab_host(PROXY).check_output("wc -l < /var/log/nginx/access.log"))
+
+    mark = log_lines()
+    before = [fetch(f"https://{SITE}/postorius/lists/")["status"] for _ in range(10)]
+    served_before = [served_by(t) for t in lists_page_upstreams(mark)]
+    assert before == [200] * 10 and down in served_before, (before, served_before)
     try:
         lab_host(down).check_output("systemctl stop mailman3-web")
+        mark = log_lines()
         statuses = [fetch(f"https://{SITE}/postorius/lists/")["status"] for _ in range(10)]
         archive = fetch(f"https://{SITE}/hyperkitty/")["status"]
-        figure(f"{down} stopped: the lists page {statuses.count(200)}/10 times 200, HyperKitty {archive}")
+        after = lists_page_upstreams(mark)
+        figure(
+            f"both up: {served_before.count(down)}/10 lists pages from {down}; {down} stopped: the lists "
+            f"page {statuses.count(200)}/10 times 200, {sum(served_by(t) == up for t in after)}/{len(after)} "
+            f"answered by {up} ({sum(len(t) > 1 for t in after)} after trying {down}), HyperKitty {archive}"
+        )
         assert statuses == [200] * 10
         assert archive == 200
+        assert len(after) == 10 and all(served_by(t) == up for t in after), after
     finally:
         lab_host(down).run("systemctl start mailman3-web")
