@@ -1,11 +1,15 @@
 """The host firewall of a running lab, seen from outside (`make lab-test`).
 
 Every TCP port any lab host listens on (read with `ss` inside the host), probed from the lab's
-`internet` host: only port 25 of the MX nodes and 80/443 of the proxy may answer. Then peers:
-a tier reaches the ports it needs, a host of another tier does not.
+`internet` host: only port 25 of the MX nodes and 80/443 of the proxy may answer. Then the whole
+matrix between the site's hosts: every listening port of every host, probed from every other host,
+answers exactly when the host's ingress rules (its /etc/nftables.conf) admit that source; and a few
+pairs that say the design's intent (a tier reaches the ports it needs, a host of another tier not).
 """
 
+import ipaddress
 import json
+import re
 
 import pytest
 from support import smtpclient
@@ -55,6 +59,48 @@ def test_from_the_internet_only_the_mx_smtp_and_the_proxy_answer(figure):
         f"{len(opened)} open ({', '.join(f'{h}:{p}' for h, p in opened)}), {len(closed)} listening "
         f"ports closed by the firewall, {unused} allowed with nothing listening"
     )
+
+
+# An accept rule of the rendered ruleset: "ip saddr { a, b } tcp dport N counter accept" (no saddr:
+# any source).
+RULE = re.compile(r"^\s*(?:ip saddr (\{[^}]*\}|\S+) )?tcp dport (\d+) counter accept", re.M)
+
+
+def ingress_rules(name: str) -> list[tuple[list | None, int]]:
+    """(source networks or None for any, port) of each TCP accept rule in the host's ruleset file:
+    what the firewall role rendered from the topology, read from the file, not from the kernel."""
+    text = lab_host(name).file("/etc/nftables.conf").content_string
+    return [
+        (
+            None
+            if m[1] is None
+            else [ipaddress.ip_network(a.strip(), strict=False) for a in m[1].strip("{} ").split(",")],
+            int(m[2]),
+        )
+        for m in RULE.finditer(text)
+    ]
+
+
+def test_every_host_reaches_exactly_the_listening_ports_its_rules_admit(figure):
+    listening = {name: public_listeners(name) for name in TIER_HOSTS}
+    rules = {name: ingress_rules(name) for name in TIER_HOSTS}
+    wrong, opened, closed = [], 0, 0
+    for source in TIER_HOSTS:
+        src = ipaddress.ip_address(address(source))
+        targets = {f"{address(t)}:{p}": (t, p) for t in TIER_HOSTS if t != source for p in listening[t]}
+        for target, state in probe(source, list(targets)).items():
+            name, port = targets[target]
+            admitted = any(
+                p == port and (nets is None or any(src in n for n in nets)) for nets, p in rules[name]
+            )
+            opened, closed = opened + (state == "open"), closed + (state != "open")
+            if (state == "open") != admitted or state not in ("open", "refused", "dropped"):
+                wrong.append(f"{source} -> {name}:{port} {state}, rules {'admit' if admitted else 'refuse'}")
+    figure(
+        f"{opened + closed} (source, host, listening port) pairs of {len(TIER_HOSTS)} hosts: {opened} "
+        f"open, {closed} closed, {len(wrong)} unlike the rules"
+    )
+    assert not wrong, wrong[:20]
 
 
 @pytest.mark.parametrize(
