@@ -192,7 +192,7 @@ FLOOD = r"""
 import json, smtplib, sys, time
 server, source, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 replies = {}
-t0 = time.monotonic()
+t0, started = time.monotonic(), time.time()
 for _ in range(count):
     s = smtplib.SMTP(local_hostname="flood.remote-c.test", timeout=30, source_address=(source, 0))
     try:
@@ -207,15 +207,16 @@ for _ in range(count):
     except smtplib.SMTPException:
         pass
     s.close()
-print(json.dumps({"replies": replies, "seconds": time.monotonic() - t0}))
+ended = time.time()
+print(json.dumps({"replies": replies, "seconds": time.monotonic() - t0, "started": started, "ended": ended}))
 """
 
 
 def flood(host, server: str, source: str, count: int) -> dict:
     """Open count SMTP connections from source (an address of the testinfra host) to server's
     port 25, one after another, as fast as it answers. Returns the greeting counts
-    ({"220 ...": n, "421 4.7.0 ...": n}), the seconds taken, and how many were greeted and turned
-    away with "421 ... too many connections"."""
+    ({"220 ...": n, "421 4.7.0 ...": n}), the seconds taken, its start and end (epoch seconds), and
+    how many were greeted and turned away with "421 ... too many connections"."""
     out = json.loads(host.check_output(f"python3 -c {shlex.quote(FLOOD)} {server} {source} {count}"))
     out["greeted"] = sum(n for r, n in out["replies"].items() if r.startswith("220 "))
     out["limited"] = sum(n for r, n in out["replies"].items() if r.startswith("421 ") and "too many" in r)
