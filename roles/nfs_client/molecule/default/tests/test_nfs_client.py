@@ -22,7 +22,7 @@ PROBE = "molecule-nfs-probe.service"
 
 
 @pytest.fixture(scope="module")
-def fstabhost():
+def fstab_host():
     return scenario.host("nfsc-fstab")
 
 
