@@ -53,7 +53,7 @@ def wait_copies(token: str, want: int, timeout: float = 300) -> list[str]:
 
 def delete(files: list[str]) -> None:
     for start in range(0, len(files), 500):
-        internet().run("rm -f " + " ".join(shlex.quote(f) for f in files[start : start + 500]))
+        internet().check_output("rm -f " + " ".join(shlex.quote(f) for f in files[start : start + 500]))
 
 
 def post(list_address: str, token: str, via: str = MX) -> None:

@@ -75,7 +75,7 @@ def test_a_scanner_stopped_on_every_mx_defers_and_the_retry_is_delivered_once(se
         assert len(tried) == len(MXS) and all(re.search(r": \w+ 4\d\d ", t) for t in tried), tried
     finally:
         for mx in MXS:
-            lab_host(mx).run(f"systemctl start {' '.join(reversed(units))}")
+            lab_host(mx).check_output(f"systemctl start {' '.join(reversed(units))}")
     if port:
         for mx in MXS:
             wait_for(f"{service} on {mx}", lambda mx=mx: listening(mx, port))
@@ -94,7 +94,7 @@ def test_one_mx_stopped_the_other_takes_the_mail(figure):
         figure(f"{down} stopped: " + "; ".join(tried))
         assert mx is not None and not mx.startswith(down + "."), tried
     finally:
-        lab_host(down).run("systemctl start postfix@-")
+        lab_host(down).check_output("systemctl start postfix@-")
     exactly_once(tok, MEMBERS, f"post while {down} was stopped", figure)
     wait_for(f"port 25 on {down}", lambda: listening(down, 25))
 
@@ -267,4 +267,4 @@ def test_one_web_node_stopped_the_pages_still_load(figure):
         assert archive == 200
         assert len(after) == 10 and all(served_by(t) == up for t in after), after
     finally:
-        lab_host(down).run("systemctl start mailman3-web")
+        lab_host(down).check_output("systemctl start mailman3-web")

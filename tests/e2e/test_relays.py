@@ -154,7 +154,7 @@ def test_a_relay_stopped_mid_delivery_loses_and_duplicates_nothing(figure):
         check_once_each(second_files, f"post while {victim} is down", figure)
         assert relay_shares(second_files, [victim])[victim] == 0
     finally:
-        relay.run("postconf -X defer_transports; systemctl start postfix@-")
+        relay.check_output("postconf -X defer_transports && systemctl start postfix@-")
     # Nothing forces the delivery: the relay's own retry of its deferred queue (the lab's backoff,
     # inventories/lab/group_vars/relays/postfix.yml) delivers what it held.
     t0 = time.monotonic()

@@ -83,7 +83,7 @@ def test_a_setting_rolled_over_every_mx_while_mail_is_sent_loses_and_refuses_not
         restarted = [mx for mx in MXS if started_at(mx) != started[mx]]
         back, out_back = play_mx()
     finally:
-        net.run(f"touch {stop}")
+        net.check_output(f"touch {stop}")
         time.sleep(2)
     batches = out.count("PLAY [Inbound MX nodes]")
     posts = [json.loads(line) for line in net.file(LOG).content_string.splitlines()]

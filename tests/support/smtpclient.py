@@ -231,7 +231,7 @@ def extra_address(host, address: str):
     try:
         yield address
     finally:
-        host.run(f"ip addr del {address}/32 dev {dev}")
+        host.check_output(f"ip addr del {address}/32 dev {dev}")
 
 
 PROBE = r"""
