@@ -1,7 +1,8 @@
 """A rolling change under load: while the internet host sends a post every 1.5 s, mx.yml
 changes a setting that restarts Postfix (inet_protocols) on every MX, one MX at a time, then
-changes it back. No post is refused with a 5xx, every accepted post reaches every member once,
-and the play really went one MX at a time."""
+changes it back. No post is refused with a 5xx, every accepted post reaches every member once
+(recounted after the site settled), the play really went one MX at a time, and each MX's restart
+cut an SMTP session held open on it, whose post then went to the other MX."""
 
 import json
 import shlex
