@@ -161,7 +161,17 @@ def test_mailman_restarted_while_it_hands_a_post_out(figure):
         timeout=300,
     )
     started, done = map(float, backend.file("/run/e2e-mailman-restart").content_string.split()[:2])
-    figure(f"mailman3 restarted while its out runner held the post ({done - started:.1f} s to restart)")
+    # What postfix-out had taken of the post when the restart began: its journal's recipients of the
+    # post's queue files (cleanup logs the message-id, qmgr the recipients), stamped before `started`.
+    log = backend.check_output("journalctl -u postfix@postfix-out --no-pager -o short-unix")
+    ids = {m[1] for m in re.finditer(rf"([0-9A-Za-z]+): message-id=<{re.escape(tok)}@", log)}
+    qmgr = re.compile(r"^([\d.]+) \S+ \S+: ([0-9A-Za-z]+): from=<[^>]*>, size=\d+, nrcpt=(\d+)", re.M)
+    handed = sum(int(m[3]) for m in qmgr.finditer(log) if m[2] in ids and float(m[1]) < started)
+    figure(
+        f"mailman3 restarted while its out runner held the post ({done - started:.1f} s to restart); "
+        f"postfix-out had {handed} of its {len(BULK_MEMBERS)} recipients when the restart began"
+    )
+    assert handed < len(BULK_MEMBERS), "the hand-out was over before the restart: nothing was interrupted"
     # Mailman takes mail again once its LMTP runner listens (systemd calls it active earlier).
     wait_for("Mailman's LMTP runner", lambda: listening(ACTIVE, 8024))
     exactly_once(tok, BULK_MEMBERS, "post being handed out when Mailman restarted", figure)
