@@ -1,6 +1,8 @@
 """Attacks from the lab's internet host, as a spammer or an abuser would make them: spam and
-viruses, unknown list addresses, relaying through any host of the site, oversized messages, and a
-flood of connections from one client while another client posts.
+viruses, unknown list addresses, relaying through any host of the site, oversized messages, SMTP
+smuggling with a bare newline, and a flood of connections from one client while another client
+posts. And what the MX offers an honest sender: postscreen in front, STARTTLS, and a 4xx (never a
+5xx) for an address it cannot verify while the back-end is down.
 
 (Which ports answer the internet at all is test_firewall.py's first check.)
 """
@@ -10,15 +12,17 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from e2e import copies, delete, internet, wait_copies
+from e2e import active_backend, copies, delete, headers, internet, wait_copies
 from support.smtpclient import (
     ATTACK_CONTENTS,
+    RAW_CLIENT,
     assert_refused_as_attack,
     extra_address,
     first_refusal,
     flood,
     message,
     refused,
+    run_python,
     send,
 )
 from test_lab import HOSTVARS, group, lab_host
@@ -151,3 +155,90 @@ def test_a_flood_from_one_client_is_slowed_without_affecting_another(flood_addre
     )
     assert result["started"] < sent and accepted < result["ended"], "the post was not sent during the flood"
     assert len(found) == MEMBERS
+
+
+def test_postscreen_answers_port_25_and_passed_the_internet_host(figure):
+    internet_address = HOSTVARS[group("lab_internet")[0]]["mailstack__address"]
+    seen = {}
+    for mx in MXS:
+        service = lab_host(mx).check_output("postconf -M smtp/inet").split()[-1]
+        log = lab_host(mx).check_output("journalctl -t postfix/postscreen --no-pager -o cat")
+        seen[mx] = (
+            service,
+            f"PASS NEW [{internet_address}]" in log or f"PASS OLD [{internet_address}]" in log,
+        )
+    figure(f"port 25 of {len(MXS)} MX nodes: {seen}")
+    assert seen == dict.fromkeys(MXS, ("postscreen", True))
+
+
+def test_starttls_is_offered_and_the_hop_is_encrypted(figure):
+    token = uuid.uuid4().hex
+    result = attempt(fqdn(MXS[0]), [LIST], post(token), starttls=True)
+    assert result["starttls_offered"] is True
+    assert ["starttls", 220, "2.0.0 Ready to start TLS"] in result["steps"]
+    assert first_refusal(result) is None, result
+    found = wait_copies(token, MEMBERS, timeout=180)
+    try:
+        hops = [
+            next(
+                r
+                for r in c["received"]
+                if r.startswith("from internet.lab.mailstack.test") and f"by {fqdn(MXS[0])}" in r
+            )
+            for c in headers(found)
+        ]
+    finally:
+        delete(found)
+    figure(
+        f"STARTTLS at {MXS[0]}: offered, 220; {sum('with ESMTPS' in h for h in hops)}/{len(hops)} "
+        "copies record the hop as ESMTPS"
+    )
+    assert len(hops) == MEMBERS and all("with ESMTPS" in h for h in hops), hops
+
+
+def test_a_bare_newline_cannot_smuggle_a_second_message(figure):
+    """A message whose body hides "\\n.\\n" then a second transaction: the MX answers each
+    command once, and the hidden transaction stays text in the one message each member gets."""
+    token = uuid.uuid4().hex
+    smuggled = f"smuggled-{token}"
+    data = (
+        f"Subject: outer {token}\r\n\r\nhello\n.\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<{LIST}>\r\n"
+        f"DATA\r\nSubject: {smuggled}\r\n\r\ninner\r\n.\r\n"
+    )
+    chunks = [
+        f"EHLO {HELO}\r\n",
+        f"MAIL FROM:<{SENDER}>\r\n",
+        f"RCPT TO:<{LIST}>\r\n",
+        "DATA\r\n",
+        data,
+        "QUIT\r\n",
+    ]
+    replies = run_python(internet(), RAW_CLIENT, {"server": fqdn(MXS[0]), "chunks": chunks})
+    found = wait_copies(token, MEMBERS, timeout=180)
+    try:
+        subjects = sorted({c["subject"] for c in headers(found)})
+    finally:
+        delete(found)
+    figure(
+        f"smuggling attempt at {MXS[0]}: replies {[r[:3] for r in replies]}; {len(found)} copies, "
+        f"subjects {subjects}"
+    )
+    # One reply per command: a smuggled MAIL/RCPT/DATA would add replies after the first 250.
+    assert [r[:3] for r in replies] == ["220", "250", "250", "250", "354", "250", "221"], replies
+    assert len(found) == MEMBERS and subjects == [f"[announce] outer {token}"], subjects
+
+
+def test_an_address_the_mx_cannot_verify_while_the_backend_is_down_gets_a_4xx(figure):
+    """The MX verifies a list address with the active back-end during the session: with its Postfix
+    stopped, a new address gets 450 (the sender retries), never a 5xx (mail lost)."""
+    backend = lab_host(active_backend())
+    rcpt = f"announce+{uuid.uuid4().hex[:8]}@lists.mailstack.test"
+    try:
+        backend.check_output("systemctl stop postfix@-.service")
+        result = attempt(fqdn(MXS[0]), [rcpt], post(uuid.uuid4().hex))
+    finally:
+        backend.check_output("systemctl start postfix@-.service")
+    step, code, text = first_refusal(result)
+    figure(f"{rcpt} at {MXS[0]} with the back-end's Postfix stopped: {step} {code} {text}")
+    assert (step, code) == ("rcpt", 450), result
+    assert text.startswith(f"4.1.1 <{rcpt}>: Recipient address rejected: unverified address")

@@ -1,6 +1,6 @@
 """SMTP and TCP clients that run inside a test container and report every reply they got.
 
-Shared by the molecule scenarios' testinfra tests (molecule/mx) and the end-to-end suite
+Shared by the molecule scenarios' testinfra tests (molecule/single) and the end-to-end suite
 (tests/e2e). The client is a small Python script run with the container's python3 over testinfra
 (`run_python`), so the SMTP session starts where a real sender would be, never on the controller.
 """
