@@ -90,7 +90,7 @@ def test_unit_never_starts_without_the_share(fstab_host, standin):
 def test_bad_settings_are_refused(fstab_host):
     from pathlib import Path  # noqa: PLC0415
 
-    from molecule_playbook import ansible_playbook  # noqa: PLC0415
+    from support.molecule_playbook import ansible_playbook  # noqa: PLC0415
 
     run = ansible_playbook(
         Path(__file__).resolve().parents[1] / "converge.yml", extra={"nfs_client__mount": "loop"}, timeout=300
