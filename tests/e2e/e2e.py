@@ -32,10 +32,10 @@ def internet():
 def copies(token: str) -> list[str]:
     """The stored files that contain token (in the Maildirs' new/: tmp/ holds copies being written,
     which move away). grep's own failure (a missing store, an error) fails the check, so "no copies"
-    is never an error read as an answer."""
-    out = internet().run(f"grep -rlF -e {shlex.quote(token)} {STORE}/*/new")
+    is never an error read as an answer; a store that holds no Maildir yet holds no copy."""
+    out = internet().run(f"grep -rlF -e {shlex.quote(token)} {STORE}")
     assert out.rc in (0, 1), f"grep on {STORE} failed (exit {out.rc}): {out.stderr.strip()}"
-    return out.stdout.split()
+    return [path for path in out.stdout.split() if "/new/" in path]
 
 
 def wait_copies(token: str, want: int, timeout: float = 300) -> list[str]:
