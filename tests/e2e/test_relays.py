@@ -429,7 +429,7 @@ def test_a_relay_added_with_scale_and_removed_with_its_deferred_mail_handed_over
 
 def run_refused(*args: str) -> str:
     """Run scripts/lab with args, expect it to fail, return its output with whitespace runs made one
-    space (Ansible wraps a message at the terminal's width, which differs from run to run)."""
+    space (Ansible prints an assert's message folded over lines in its YAML result)."""
     cmd = [str(TOP / "scripts" / "lab"), *args]
     proc = subprocess.run(cmd, cwd=TOP, capture_output=True, text=True, check=False)
     assert proc.returncode != 0, proc.stdout[-2000:]
