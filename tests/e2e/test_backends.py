@@ -24,6 +24,7 @@ from e2e import (
     headers,
     internet,
     mailman_rest,
+    mailman_waiting,
     post,
     queue_size,
     recipients,
@@ -66,10 +67,6 @@ def mailman_state(host: str) -> tuple[str, str]:
     h = lab_host(host)
     enabled = h.run("systemctl is-enabled mailman3").stdout.strip()
     return enabled, h.run("systemctl is-active mailman3").stdout.strip()
-
-
-def waiting_in_queue(host: str, queue: str) -> int:
-    return int(lab_host(host).check_output(f"find {SHARE}/queue/{queue} -name '*.pck' | wc -l"))
 
 
 def test_the_standby_has_mailman_configured_but_masked_and_gets_no_mail(figure):
@@ -127,9 +124,9 @@ def test_failover_delivers_every_waiting_post_exactly_once(periodic_list, figure
         for token in queued:
             post(LIST, token)
         deadline = time.monotonic() + 180
-        while waiting_in_queue(ACTIVE, "out") < len(queued) and time.monotonic() < deadline:
+        while mailman_waiting(ACTIVE).get("out", 0) < len(queued) and time.monotonic() < deadline:
             time.sleep(1)
-        in_queue = waiting_in_queue(ACTIVE, "out")
+        in_queue = mailman_waiting(ACTIVE).get("out", 0)
         assert in_queue >= len(queued), f"only {in_queue} posts reached Mailman's out queue"
         # Mailman stops with the posts in its queue: the paused out runner is killed, not drained.
         old.check_output("systemctl stop --no-block mailman3; sleep 1; pkill -KILL -f -- 'runner=[o]ut'")
@@ -273,6 +270,8 @@ def periodic_day(plist: PeriodicList, tag: str) -> str:
              for h in BACKENDS]
     assert [p.wait(timeout=300) for p in procs] == [0] * len(BACKENDS)
     ran = {h: lab_host(h).check_output(f"systemctl show -p Result --value {jobs[1]}") for h in BACKENDS}
+    # The job ran where Mailman runs and was skipped by its ExecCondition everywhere else.
+    assert ran == {h: "success" if h == active else "exec-condition" for h in BACKENDS}, ran
     wait_copies(digest_token, len(plist.digest_members), timeout=180)
     wait_copies(held_token, len(plist.moderators), timeout=180)
     # A second run's copies would come now: the site settles first, then the count.
