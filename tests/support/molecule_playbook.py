@@ -39,10 +39,16 @@ def ansible_playbook(
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_PIPELINING="1",
     )
-    run_env.pop("ANSIBLE_CONFIG", None)  # molecule's settings, not the project's ansible.cfg
+    # Inside `molecule verify`, ANSIBLE_CONFIG is molecule's own file: the settings of the converge
+    # (Mitogen's strategy, forks, the interpreter), so a re-run here runs as the converge did. The
+    # project's ansible.cfg (exported by the Makefile) belongs to the lab, not to a scenario.
+    # It runs in the playbook's directory, where no ansible.cfg is found either.
+    if run_env.get("ANSIBLE_CONFIG") == str(TOP / "ansible.cfg"):
+        del run_env["ANSIBLE_CONFIG"]
     run_env.update(env or {})
     binary = shutil.which("ansible-playbook") or str(Path(sys.executable).with_name("ansible-playbook"))
     cmd = [binary, "-i", inventory, str(playbook), *args]
     if extra is not None:
         cmd += ["-e", json.dumps(extra)]
-    return subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(cmd, env=run_env, cwd=Path(playbook).parent, capture_output=True, text=True,
+                          timeout=timeout, check=False)

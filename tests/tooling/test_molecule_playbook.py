@@ -2,6 +2,7 @@
 
 import pytest
 from support.molecule_playbook import ansible_playbook
+from support.paths import ROOT
 
 PLAY = """
 - hosts: all
@@ -12,6 +13,8 @@ PLAY = """
         msg: >-
           value={{ value | default('unset') }}
           filter={{ ({} | mailstack.site.topology({})).single_server }}
+          config={{ ansible_config_file | default('none', true) }}
+          forks={{ lookup('ansible.builtin.config', 'DEFAULT_FORKS') }}
     - ansible.builtin.fail:
         msg: refused on purpose
       when: refuse | default(false) | bool
@@ -41,3 +44,21 @@ def test_without_an_inventory_it_says_to_run_through_molecule(playbook, monkeypa
     monkeypatch.delenv("MOLECULE_INVENTORY_FILE", raising=False)
     with pytest.raises(RuntimeError, match="run through molecule verify"):
         ansible_playbook(playbook)
+
+
+def test_molecule_s_own_settings_are_kept(playbook, tmp_path, monkeypatch):
+    """Inside `molecule verify` ANSIBLE_CONFIG names molecule's file: a re-run uses its settings."""
+    cfg = tmp_path / "molecule-ansible.cfg"
+    cfg.write_text("[defaults]\nforks = 7\n")
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(cfg))
+    proc = ansible_playbook(playbook, inventory="localhost,", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"config={cfg} forks=7" in proc.stdout
+
+
+def test_the_project_s_ansible_cfg_is_not_used(playbook, monkeypatch):
+    """The Makefile exports the project's ansible.cfg (the lab's settings): a scenario's run drops it."""
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    proc = ansible_playbook(playbook, inventory="localhost,", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "config=none forks=5" in proc.stdout  # Ansible's defaults

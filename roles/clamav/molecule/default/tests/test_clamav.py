@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from support.molecule_playbook import ansible_playbook
+from support.scenario import flat
 
 SOCKET = "/run/clamav/clamd.ctl"
 # The EICAR test file, from the hex of the custom signature (converge.yml): the repository never
@@ -119,7 +120,7 @@ def test_bad_clamd_option_fails_and_leaves_the_live_file(host):
     )
     output = result.stdout + "\n" + result.stderr
     assert result.returncode != 0, output
-    assert "Unknown option NoSuchOption" in " ".join(output.split()), output
+    assert "Unknown option NoSuchOption" in flat(output), output
     assert host.file("/etc/clamav/clamd.conf").sha256sum == before
     assert "NoSuchOption" not in host.file("/etc/clamav/clamd.conf").content_string
     assert clamd(host, "PING") == "PONG"

@@ -97,6 +97,6 @@ def test_bad_settings_are_refused(fstab_host):
     )
     assert run.returncode != 0
     # The argument specification refuses it before any task runs, naming the variable and the value.
-    out = " ".join(run.stdout.split())
+    out = scenario.flat(run.stdout)
     assert "nfs_client__mount" in out and "loop" in out and "bind_standin" in out, out
     assert "TASK [nfs_client : Install the NFS client" not in run.stdout

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 from support.molecule_playbook import ansible_playbook
-from support.scenario import host
+from support.scenario import flat, host
 
 SITE = "lists.nginx.test"
 PROXY = "172.31.33.10"
@@ -155,7 +155,7 @@ def test_a_key_that_is_not_the_certificates_fails_before_nginx_is_touched(mismat
         "(their public keys differ); nginx was not changed"
     )
     output = proc.stdout + proc.stderr
-    assert message in " ".join(output.split()), output[-3000:]
+    assert message in flat(output), output[-3000:]
     assert "Install nginx" not in output
     after = (
         served_certificate(),

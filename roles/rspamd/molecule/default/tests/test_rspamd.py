@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from support.molecule_playbook import ansible_playbook
+from support.scenario import flat
 
 HOSTNAME = "rspamd-host"
 # rspamd-fresh is never converged: only the check-mode test (run from the controller) uses it.
@@ -310,20 +311,6 @@ def test_clamd_socket_is_for_rspamd_only(host):
     assert result["symbols"]["CLAM_VIRUS"]["options"] == [VIRUS]
 
 
-def ansible_playbook(*args: str) -> tuple[int, str]:
-    """Run converge.yml from the controller; return its exit code and its output (stdout and
-    stderr, colourless, whitespace folded: the YAML callback wraps long messages)."""
-    result = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-    )
-    return result.returncode, result.stdout + "\n" + result.stderr
-
-
 def test_bad_fragment_fails_and_leaves_the_live_file(host):
     """A fragment that parses as UCL but that rspamd rejects (a string where a worker option needs a
     number) fails validation: the run fails, the live file and rspamd stay as they were."""
@@ -337,9 +324,10 @@ def test_bad_fragment_fails_and_leaves_the_live_file(host):
             }
         ]
     }
-    rc, output = ansible_playbook("-e", f"mailstack_test_hosts={HOSTNAME}", "-e", json.dumps(bad))
-    assert rc != 0, output
-    assert "cannot convert string to integer in option count" in " ".join(output.split()), output
+    run = ansible_playbook(CONVERGE, "-e", f"mailstack_test_hosts={HOSTNAME}", extra=bad, timeout=1200)
+    output = run.stdout + "\n" + run.stderr
+    assert run.returncode != 0, output
+    assert "cannot convert string to integer in option count" in flat(output), output
     assert host.file(path).sha256sum == before
     assert "lots" not in host.file(path).content_string
     assert run_client(host, "http", 11333, CLEAN)["action"] == "no action"
@@ -347,8 +335,9 @@ def test_bad_fragment_fails_and_leaves_the_live_file(host):
 
 def test_check_mode_on_a_host_that_never_converged():
     """--check of both roles on rspamd-fresh (created, never converged) succeeds and reports changes."""
-    rc, output = ansible_playbook("--check", "-e", "mailstack_test_hosts=rspamd-fresh")
-    assert rc == 0, output
+    run = ansible_playbook(CONVERGE, "--check", "-e", "mailstack_test_hosts=rspamd-fresh", timeout=1200)
+    output = run.stdout + "\n" + run.stderr
+    assert run.returncode == 0, output
     recap = next(
         line for line in output.splitlines() if line.startswith("rspamd-fresh") and "failed=" in line
     )
