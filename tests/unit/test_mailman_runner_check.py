@@ -200,3 +200,65 @@ def test_validate_exit_codes(tmp_path, capsys):
     assert check.main(["--validate", str(good)]) == 0
     assert check.main(["--validate", str(bad)]) == 1
     assert f"{bad}:1: expected 'name instances'" in capsys.readouterr().err
+
+
+# The shared data's marker: only the back-end it names runs Mailman (issue 32's fencing).
+
+
+@pytest.mark.parametrize(
+    ("content", "owned", "reason"),
+    [
+        ("list1\n", True, None),
+        ("list2\n", False, "the shared data belongs to list2"),
+        ("", False, "the shared data belongs to nobody"),
+        (None, False, "cannot be read (the shared data is not mounted"),
+    ],
+)
+def test_owner_check_exit_codes_and_reasons(tmp_path, capsys, content, owned, reason):
+    marker = tmp_path / "mailstack-active"
+    if content is not None:
+        marker.write_text(content)
+    assert check.main(["--owner-check", "--marker", str(marker), "--host", "list1"]) == (0 if owned else 1)
+    err = capsys.readouterr().err
+    if owned:
+        assert err == ""
+    else:
+        assert reason in err and "Mailman does not run here" in err, err
+
+
+def test_owner_check_needs_the_marker_and_the_host(tmp_path):
+    for argv in (["--owner-check"], ["--owner-check", "--host", "list1"],
+                 ["--marker", str(tmp_path / "m")]):
+        with pytest.raises(SystemExit) as exited:
+            check.main(argv)
+        assert exited.value.code == 2, argv
+
+
+def fenced_check(world, marker) -> int:
+    return check.check(world["file"], 10, world["history"], marker=marker, host="list1")
+
+
+def test_a_running_mailman_on_another_back_end_s_data_is_stopped_and_nothing_else(world, tmp_path, capsys):
+    marker = tmp_path / "mailstack-active"
+    marker.write_text("list2\n")
+    world["running"] = [ALL - {("bounces", 0)}] * 2  # a lost runner too: not restarted
+    assert fenced_check(world, marker) == 0
+    assert world["calls"] == [["systemctl", "stop", "mailman3.service"]]
+    assert world["masters"] == [] and world["slept"] == []
+    err = capsys.readouterr().err
+    assert err.startswith("<4>the shared data belongs to list2") and "stopping mailman3.service" in err
+
+
+def test_a_stopped_mailman_on_another_back_end_s_data_is_left_alone(world, tmp_path):
+    marker = tmp_path / "missing-marker"
+    world["unit"] = [("inactive", 0)]
+    assert fenced_check(world, marker) == 0
+    assert world["calls"] == []
+
+
+def test_on_its_own_data_the_check_goes_on_as_before(world, tmp_path):
+    marker = tmp_path / "mailstack-active"
+    marker.write_text("list1\n")
+    world["running"] = [ALL - {("in", 0)}, ALL - {("in", 0)}]
+    assert fenced_check(world, marker) == 0
+    assert world["calls"] == [["systemctl", "try-restart", "mailman3.service"]]

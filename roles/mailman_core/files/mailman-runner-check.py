@@ -1,5 +1,13 @@
 #!/usr/bin/python3
-"""Restart Mailman when one of its runners has died (role mailman_core; run by mailman3-runners.timer).
+"""Mailman's watchdog on a back-end (role mailman_core; run by mailman3-runners.timer): stop Mailman
+where the shared data names another back-end, restart it when one of its runners has died.
+
+The shared data's marker (MARKER, /var/lib/mailman3/mailstack-active) names the one back-end that may
+run Mailman on it; playbooks/failover.yml moves it. A back-end that was cut off during a failover may
+still run Mailman when it comes back: with --marker and --host, the check stops mailman3 there first
+(and does nothing else). With --owner-check it only says whether the marker names HOST (exit 0) or
+not (exit 1, the reason on stderr): the ExecCondition of mailman3.service and of the periodic jobs,
+so that systemd itself, not only Ansible, refuses to start Mailman on another back-end's data.
 
 Mailman's master restarts a runner only when the runner exits on SIGUSR1: a runner that crashes (a
 database outage during its periodic pass raises outside its per-message error handling) stays dead
@@ -13,8 +21,9 @@ and leaves Mailman alone.
 It does nothing while mailman3 is not active: a standby back-end, a stopped Mailman, and a master
 that died or could not start, which systemd starts again (the role's drop-in, Restart=on-failure).
 
-    mailman-runner-check [--runners FILE] [--grace SECONDS] [--history FILE] [--max-restarts MAX]
-                         [--window SECONDS]
+    mailman-runner-check [--marker MARKER --host HOST] [--runners FILE] [--grace SECONDS]
+                         [--history FILE] [--max-restarts MAX] [--window SECONDS]
+    mailman-runner-check --owner-check --marker MARKER --host HOST
     mailman-runner-check --validate FILE      check a runners file's syntax (the role's validate:)
 """
 
@@ -110,6 +119,38 @@ def look(runners_file: Path) -> tuple[int, dict[str, int], set[tuple[str, int]]]
     return master, runners, expected_slices(runners) - running_slices(master)
 
 
+def data_owner(marker: Path) -> str | None:
+    """The back-end the marker names ('' for an empty marker), or None when it cannot be read (the share
+    is not mounted, or no back-end was ever made active on it)."""
+    try:
+        lines = marker.read_text().split()
+    except OSError:
+        return None
+    return lines[0] if lines else ""
+
+
+def not_owned(marker: Path, host: str) -> str | None:
+    """Why HOST may not run Mailman on the shared data, or None when the marker names it."""
+    owner = data_owner(marker)
+    if owner == host:
+        return None
+    if owner is None:
+        return f"{marker} cannot be read (the shared data is not mounted, or no back-end was made active)"
+    return f"the shared data belongs to {owner or 'nobody'} ({marker}), not to {host}"
+
+
+def fence(marker: Path, host: str) -> bool:
+    """Stop mailman3 when the marker does not name HOST; True when it does not (nothing else to do)."""
+    why = not_owned(marker, host)
+    if why is None:
+        return False
+    state, _ = unit_state()
+    if state in ("active", "activating", "reloading"):
+        log(4, f"{why}: stopping {UNIT} here")
+        subprocess.run(["systemctl", "stop", UNIT], check=True)
+    return True
+
+
 def recent_restarts(history: Path, now: float, window: float) -> list[float]:
     try:
         times = [float(word) for word in history.read_text().split()]
@@ -124,7 +165,9 @@ def log(priority: int, message: str) -> None:
 
 
 def check(runners_file: Path, grace: float, history: Path = HISTORY_FILE, max_restarts: int = 3,
-          window: float = 3600) -> int:
+          window: float = 3600, *, marker: Path | None = None, host: str = "") -> int:
+    if marker is not None and fence(marker, host):
+        return 0
     first = look(runners_file)
     if not first or not first[2]:
         return 0
@@ -157,12 +200,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-restarts", type=int, default=3)
     parser.add_argument("--window", type=float, default=3600.0)
     parser.add_argument("--validate", type=Path, metavar="FILE")
+    parser.add_argument("--marker", type=Path, metavar="MARKER")
+    parser.add_argument("--host")
+    parser.add_argument("--owner-check", action="store_true")
     args = parser.parse_args(argv)
+    if (args.marker is None) != (args.host is None) or (args.owner_check and args.marker is None):
+        parser.error("--marker and --host go together (and --owner-check needs them)")
     try:
         if args.validate:
             parse_runners(args.validate.read_text(), str(args.validate))
             return 0
-        return check(args.runners, args.grace, args.history, args.max_restarts, args.window)
+        if args.owner_check:
+            why = not_owned(args.marker, args.host)
+            if why:
+                print(f"{why}: Mailman does not run here (playbooks/failover.yml -e backend={args.host} "
+                      "moves it)", file=sys.stderr)
+            return 1 if why else 0
+        return check(args.runners, args.grace, args.history, args.max_restarts, args.window,
+                     marker=args.marker, host=args.host or "")
     except (BadRunnersFile, OSError, subprocess.CalledProcessError) as err:
         log(3, str(err))
         return 1

@@ -131,7 +131,7 @@ def test_a_runner_that_died_is_started_again_by_the_runner_check():
     HOST.check_output(f"pkill -KILL -P {pid} -f 'runner=bounces:0:1'")
     time.sleep(5)
     assert "bounces:0:1" not in running(HOST, pid), "Mailman's master started the runner again itself"
-    # The timer's interval (30 s) and the check's two looks (10 s) before the restart.
+    # The timer's interval (10 s in this scenario) and the check's two looks (10 s) before the restart.
     new, missing = wait_all_running(HOST, expected, timeout=150)
     assert new != pid and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
     log = HOST.check_output(f"journalctl -u mailman3-runners --since @{since} --no-pager -o cat")
@@ -151,9 +151,19 @@ def test_a_master_that_died_is_started_again_by_systemd():
     wait_for_rest()
 
 
-def test_the_periodic_jobs_run_on_their_timers_and_only_where_mailman_runs():
+MARKER = "/var/lib/mailman3/mailstack-active"
+
+
+def result(unit: str) -> str:
+    return HOST.check_output(f"systemctl show -p Result --value {unit}")
+
+
+def test_the_periodic_jobs_and_mailman_run_only_where_mailman_runs_and_the_shared_data_says():
     """Debian's cron jobs (which run on a standby too) are gone; each job has an enabled timer at its
-    time, and a run does the job while Mailman runs here and is skipped while it does not."""
+    time. A job runs while Mailman runs here and the shared data's marker names this host, and is
+    skipped otherwise; Mailman itself does not start on data the marker gives to another back-end
+    (a start refused by systemd, not by Ansible), and the runner check stops a Mailman that still runs
+    on it (a back-end cut off during a failover, back again)."""
     assert not HOST.file("/etc/cron.d/mailman3").exists
     for job, when in (("notify", "08:00:00"), ("digests", "12:00:00")):
         timer = HOST.service(f"mailman3-{job}.timer")
@@ -163,9 +173,11 @@ def test_the_periodic_jobs_run_on_their_timers_and_only_where_mailman_runs():
     def run(job: str) -> str:
         """Start the job's service as its timer does (a oneshot: back when done), then its result."""
         HOST.check_output(f"systemctl start mailman3-{job}.service")
-        return HOST.check_output(f"systemctl show -p Result --value mailman3-{job}.service")
+        return result(f"mailman3-{job}.service")
 
     expected = configured(HOST)
+    assert HOST.file(MARKER).content_string == "mcore-host\n"
+    # Mailman stopped here, the data ours: skipped (the job would run on a standby otherwise).
     HOST.check_output("systemctl stop mailman3")
     try:
         assert [run(job) for job in ("notify", "digests")] == ["exec-condition", "exec-condition"]
@@ -173,6 +185,31 @@ def test_the_periodic_jobs_run_on_their_timers_and_only_where_mailman_runs():
         assert "Skipped due to 'exec-condition'" in skipped, skipped
     finally:
         HOST.check_output("systemctl start mailman3")
+    _, missing = wait_all_running(HOST, expected, timeout=90)
+    assert not missing, f"after the start: {sorted(missing)} not running"
+
+    # Mailman running, the data given to another back-end (a failover while this host was cut off).
+    since = HOST.check_output("date +%s")
+    HOST.check_output(f"echo list-other > {MARKER}")
+    try:
+        assert run("digests") == "exec-condition"
+        # The runner check (every 10 s here) stops Mailman; systemd then refuses every start.
+        deadline = time.monotonic() + 60
+        while HOST.service("mailman3").is_running and time.monotonic() < deadline:
+            time.sleep(2)
+        log = HOST.check_output(f"journalctl -u mailman3-runners --since @{since} --no-pager -o cat")
+        fenced = f"the shared data belongs to list-other ({MARKER}), not to mcore-host: stopping mailman3"
+        assert fenced in log, log
+        assert not HOST.service("mailman3").is_running
+        HOST.check_output("systemctl start mailman3")
+        assert (HOST.service("mailman3").is_running, result("mailman3")) == (False, "exec-condition")
+        refused = HOST.check_output(f"journalctl -u mailman3 --since @{since} --no-pager -o cat")
+        assert "the shared data belongs to list-other" in refused and "Mailman does not run here" in refused
+        HOST.check_output("systemctl start mailman3-runners.service")  # the check restarts nothing
+        assert not HOST.service("mailman3").is_running
+    finally:
+        HOST.check_output(f"echo mcore-host > {MARKER}")
+    HOST.check_output("systemctl start mailman3")
     _, missing = wait_all_running(HOST, expected, timeout=90)
     assert not missing, f"after the start: {sorted(missing)} not running"
     assert [run(job) for job in ("notify", "digests")] == ["success", "success"]
@@ -227,7 +264,7 @@ def test_changed_max_recipients_and_out_runners_restart_mailman_once(reconfigure
     assert len({texts[0] for texts in copies.values()}) == 2
 
     # The same data again: nothing changes, no restart; by now the runner check ran at least once
-    # (every 30 s) since the restart, and did not restart Mailman either.
+    # (every 10 s here) since the restart, and did not restart Mailman either.
     again = ansible_playbook(SCENARIO / "converge.yml", *RECONFIGURED)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
     assert restarts() == before + 1
