@@ -488,6 +488,8 @@ def topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any], run: Any = 
         "share": _share(hostvars, members["mailman_core"], members["nfs_server"]),
         "nfs_server": addresses["nfs_server"][0] if members["nfs_server"] else "",
         "nfs_clients": [_network(a) for a in addresses["mailman_core"]],
+        # Each back-end's entry of nfs_clients (playbooks/failover.yml narrows the export with it).
+        "nfs_client_of": {h: _network(address[h]) for h in members["mailman_core"]},
         "draining": {"relays": draining},
         "relay_next_hops": [_next_hop(address[h]) for h in serving_relays],
         # The relay that adopts the queues of the draining ones (playbooks/remove-node.yml).
