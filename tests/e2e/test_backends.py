@@ -31,6 +31,7 @@ from e2e import (
     settled,
     wait_copies,
 )
+from support.scenario import flat
 from test_lab import HOSTVARS, TOP, group, lab_host, send
 
 LIST = "announce@lists.mailstack.test"
@@ -222,6 +223,15 @@ def test_a_backend_cut_off_is_fenced_and_runs_no_mailman_after_its_reboot(period
         run = lab_play("failover.yml", "-e", f"backend={STANDBY}")
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     cut, new = STANDBY, ACTIVE
+    # Neither stopped (left out) nor fenced (the storage host left out too, and no -e fenced=): refused
+    # before Mailman starts anywhere.
+    run = lab_play("failover.yml", "-e", f"backend={new}", "--limit", f"all:!{cut}:!{STORE}")
+    assert run.returncode != 0
+    assert (f"{cut} did not answer, so Mailman could not be stopped there, and the share could not be "
+            f"narrowed to {new}") in flat(run.stdout), run.stdout[-3000:]
+    assert f"-e fenced={cut}" in flat(run.stdout)
+    assert (mailman_state(cut), mailman_state(new)) == (("enabled", "active"), ("masked", "inactive"))
+    figure(f"failover.yml to {new} with {cut} and {STORE} left out, no fenced=: refused, nothing started")
     container = f"mailstack-lab-{cut}"
     during, after = (f"cutoff-{when}-{uuid.uuid4().hex[:10]}" for when in ("during", "after"))
     files: list[str] = []
