@@ -38,6 +38,9 @@ def ansible_playbook(
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_PIPELINING="1",
+        # Results as JSON on one line, which the tests read; molecule's YAML folds long messages and
+        # doubles the quotes in them.
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
     )
     # Inside `molecule verify`, ANSIBLE_CONFIG is molecule's own file: the settings of the converge
     # (Mitogen's strategy, forks, the interpreter), so a re-run here runs as the converge did. The
