@@ -38,9 +38,11 @@ def ansible_playbook(
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_PIPELINING="1",
-        # Results as JSON on one line, which the tests read; molecule's YAML folds long messages and
-        # doubles the quotes in them.
+        # The output the tests read, Ansible's own: results as JSON on one line (molecule's YAML folds
+        # long messages and doubles the quotes in them), failures on stdout (molecule sends them to
+        # stderr).
         ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+        ANSIBLE_DISPLAY_FAILED_STDERR="false",
     )
     # Inside `molecule verify`, ANSIBLE_CONFIG is molecule's own file: the settings of the converge
     # (Mitogen's strategy, forks, the interpreter), so a re-run here runs as the converge did. The

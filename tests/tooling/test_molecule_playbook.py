@@ -49,13 +49,14 @@ def test_without_an_inventory_it_says_to_run_through_molecule(playbook, monkeypa
 def test_molecule_s_own_settings_are_kept(playbook, tmp_path, monkeypatch):
     """Inside `molecule verify` ANSIBLE_CONFIG names molecule's file: a re-run uses its settings."""
     cfg = tmp_path / "molecule-ansible.cfg"
-    cfg.write_text("[defaults]\nforks = 7\ncallback_result_format = yaml\n")
+    cfg.write_text("[defaults]\nforks = 7\ncallback_result_format = yaml\ndisplay_failed_stderr = true\n")
     monkeypatch.setenv("ANSIBLE_CONFIG", str(cfg))
     proc = ansible_playbook(playbook, inventory="localhost,", timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"config={cfg} forks=7" in proc.stdout
     failed = ansible_playbook(playbook, "-e", "refuse=true", inventory="localhost,", timeout=120)
-    assert '"msg": "refused on purpose"' in failed.stdout  # results as JSON, whatever the file says
+    # Results as JSON and failures on stdout, whatever the file says.
+    assert '"msg": "refused on purpose"' in failed.stdout
 
 
 def test_the_project_s_ansible_cfg_is_not_used(playbook, monkeypatch):
