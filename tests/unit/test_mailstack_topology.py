@@ -449,7 +449,7 @@ def test_the_marked_backend_is_the_only_next_hop_and_the_others_are_standbys():
     assert topo["core_rest_url"] == "http://10.0.0.22:8001"
     # Both back-ends may mount the share and send to the relays (a standby's postfix-out stays ready).
     assert topo["nfs_clients"] == ["10.0.0.21/32", "10.0.0.22/32"]
-    assert topo["nfs_client_of"] == dict(zip(topo["groups"]["mailman_core"], topo["nfs_clients"], strict=True))
+    assert topo["nfs_client_of"] == {"list1": "10.0.0.21/32", "list2": "10.0.0.22/32"}
     assert topo["mynetworks"]["relays"] == ["127.0.0.0/8", "10.0.0.21", "10.0.0.22"]
 
 
