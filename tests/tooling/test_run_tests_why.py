@@ -67,6 +67,23 @@ def test_a_child_run_gives_its_own_digest(tmp_path):
     ]
 
 
+def test_a_linter_log_gives_its_findings(tmp_path):
+    lines = why(tmp_path, "\n".join([
+        "E501 Line too long (111 > 110)",
+        "   --> tests/unit/test_x.py:452:111",
+        "    |",
+        "452 |     assert x == y",
+        "Found 1 error.",
+        "./roles/x/tasks/main.yml:3:1: [error] syntax error: expected <block end> (syntax)",
+        "roles/x/tasks/main.yml:7: name[casing]: All names should start with an uppercase letter.",
+    ]))
+    assert lines == [
+        "E501 Line too long (111 > 110)",
+        "./roles/x/tasks/main.yml:3:1: [error] syntax error: expected <block end> (syntax)",
+        "roles/x/tasks/main.yml:7: name[casing]: All names should start with an uppercase letter.",
+    ]
+
+
 def test_any_other_log_gives_its_last_lines(tmp_path):
     text = [f"line {n}" for n in range(10)] + ["", "lab: systemd did not come up in: mx1", ""]
     lines = why(tmp_path, "\n".join(text))
