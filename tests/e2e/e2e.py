@@ -31,9 +31,10 @@ def internet():
 
 def copies(token: str) -> list[str]:
     """The stored files that contain token (in the Maildirs' new/: tmp/ holds copies being written,
-    which move away). grep's own failure (a missing store, an error) fails the check, so "no copies"
-    is never an error read as an answer; a store that holds no Maildir yet holds no copy."""
-    out = internet().run(f"grep -rlF -e {shlex.quote(token)} {STORE}")
+    which move away, so grep does not read it: a file renamed under it was an error of grep).
+    grep's own failure (a missing store, an error) fails the check, so "no copies" is never an
+    error read as an answer; a store that holds no Maildir yet holds no copy."""
+    out = internet().run(f"grep -rlF --exclude-dir=tmp -e {shlex.quote(token)} {STORE}")
     assert out.rc in (0, 1), f"grep on {STORE} failed (exit {out.rc}): {out.stderr.strip()}"
     return [path for path in out.stdout.split() if "/new/" in path]
 
