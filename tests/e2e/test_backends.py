@@ -21,6 +21,7 @@ from e2e import (
     active_backend,
     copies,
     delete,
+    exactly_once,
     headers,
     internet,
     mailman_rest,
@@ -198,8 +199,17 @@ def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def booted(host: str, timeout: float = 180) -> str:
-    """Wait until systemd finished booting the host's container; its state (running or degraded)."""
+def boot_after_power_cut(host: str, timeout: float = 180) -> str:
+    """The host's container killed as a power cut would (frozen or not), put back on the lab network
+    at its address, started; waits until systemd finished booting and returns its state (running
+    or degraded)."""
+    container = f"mailstack-lab-{host}"
+    if docker("inspect", "-f", "{{.State.Running}}", container) == "true":
+        docker("kill", container)
+    networks = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", container)
+    if NETWORK not in json.loads(networks):
+        docker("network", "connect", "--ip", address(host), NETWORK, container)
+    docker("start", container)
     deadline = time.monotonic() + timeout
     while True:
         state = lab_host(host).run("systemctl is-system-running").stdout.strip()
@@ -234,7 +244,6 @@ def test_a_backend_cut_off_is_fenced_and_runs_no_mailman_after_its_reboot(period
     figure(f"failover.yml to {new} with {cut} and {STORE} left out, no fenced=: refused, nothing started")
     container = f"mailstack-lab-{cut}"
     during, after = (f"cutoff-{when}-{uuid.uuid4().hex[:10]}" for when in ("during", "after"))
-    files: list[str] = []
     docker("pause", container)
     docker("network", "disconnect", NETWORK, container)
     down = True
@@ -248,11 +257,8 @@ def test_a_backend_cut_off_is_fenced_and_runs_no_mailman_after_its_reboot(period
         assert f"Clients = {address(new)};" in exports, exports
 
         # The power comes back: killed while frozen, on its network again, booted.
-        docker("kill", container)
-        docker("network", "connect", "--ip", address(cut), NETWORK, container)
-        docker("start", container)
         down = False
-        state = booted(cut)
+        state = boot_after_power_cut(cut)
         old = lab_host(cut)
         unit = {p: old.check_output(f"systemctl show -p {p} --value mailman3")
                 for p in ("ActiveState", "Result", "UnitFileState")}
@@ -266,32 +272,18 @@ def test_a_backend_cut_off_is_fenced_and_runs_no_mailman_after_its_reboot(period
                "not started by the runner check")
 
         post(LIST, after)
-        first = {}
-        for token in (during, after):
-            found = wait_copies(token, len(MEMBERS), timeout=300)
-            files += found
-            first[token] = sorted(recipients(found))
-        settle = settled()
-        recount = {}
-        for token in (during, after):
-            found = copies(token)
-            files += found
-            recount[token] = sorted(recipients(found))
-        duplicates = sum(len(got) - len(set(got)) for got in recount.values())
-        figure(f"posts during the cut and after {cut}'s return: "
-               f"{sum(len(set(got)) for got in recount.values())}/{2 * len(MEMBERS)} copies, {duplicates} "
-               f"duplicates; every queue empty ({cut}'s {queue_size(cut)}) {settle:.0f} s later")
-        assert all(got == sorted(MEMBERS) for got in first.values()), first
-        assert all(got == sorted(MEMBERS) for got in recount.values()), recount
+        # Each counted when it arrived and again once every queue of the site, the old back-end's
+        # Postfix included, emptied by itself.
+        # An MX that sends over a connection it cached to the cut-off back-end waits for Postfix's
+        # command timeout (smtp_mail_timeout, 300 s) before the post is deferred and goes to the new
+        # one: measured 273 s after the reboot; the deadline leaves room beyond it.
+        exactly_once(during, MEMBERS, f"post sent while {cut} was cut off", figure, timeout=600)
+        exactly_once(after, MEMBERS, f"post sent after {cut}'s return", figure)
         # Both back-ends' timers fire: the job runs on the new back-end only.
         figure(periodic_day(periodic_list, f"{cut} back after the cut"))
     finally:
-        delete(files)
         if down:  # failed while it was cut off: bring it back all the same
-            for args in (["kill"], ["network", "connect", "--ip", address(cut), NETWORK]):
-                subprocess.run(["docker", *args, container], check=False, capture_output=True)
-            docker("start", container)
-            booted(cut)
+            boot_after_power_cut(cut)
         # The operator's step once the old back-end answers again (docs/runbooks/failover.md).
         t0 = time.monotonic()
         back = lab_play("failover.yml", "-e", f"backend={new}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,56 +41,47 @@ def test_an_ansible_log_gives_the_failed_task_and_its_message(tmp_path):
     assert len(lines) == 4  # the message ends where the next task begins; only the first failure
 
 
-def test_a_pytest_log_gives_its_failed_and_error_lines(tmp_path):
-    lines = why(tmp_path, "\n".join([
-        "..F.E",
-        "=========================== short test summary info ===========================",
-        "FAILED tests/e2e/test_relays.py::test_remove_relay - AssertionError: relay2 still listed",
-        "ERROR tests/e2e/test_backends.py::test_failover - TimeoutError",
-        "1 failed, 3 passed, 1 error in 812.00s",
-    ]))
-    assert lines == [
-        "FAILED tests/e2e/test_relays.py::test_remove_relay - AssertionError: relay2 still listed",
-        "ERROR tests/e2e/test_backends.py::test_failover - TimeoutError",
-    ]
+# Each kind of log: (its lines, what `why` prints of it).
+LOGS = {
+    "pytest: its FAILED and ERROR lines": (
+        ["..F.E",
+         "=========================== short test summary info ===========================",
+         "FAILED tests/e2e/test_relays.py::test_remove_relay - AssertionError: relay2 still listed",
+         "ERROR tests/e2e/test_backends.py::test_failover - TimeoutError",
+         "1 failed, 3 passed, 1 error in 812.00s"],
+        ["FAILED tests/e2e/test_relays.py::test_remove_relay - AssertionError: relay2 still listed",
+         "ERROR tests/e2e/test_backends.py::test_failover - TimeoutError"],
+    ),
+    "a child run: its own digest": (
+        ["=== yamllint: FAILED (3 s)",
+         "FAILED tests/unit/test_x.py::test_y - printed before the digest",
+         "steps: 6 passed, 1 failed",
+         "--- yamllint failed (.cache/test-logs/step-yamllint.log):",
+         "    ./roles/x/tasks/main.yml:3:1: [error] syntax error"],
+        ["--- yamllint failed (.cache/test-logs/step-yamllint.log):",
+         "./roles/x/tasks/main.yml:3:1: [error] syntax error"],
+    ),
+    "linters: their findings": (
+        ["E501 Line too long (111 > 110)",
+         "   --> tests/unit/test_x.py:452:111",
+         "    |",
+         "452 |     assert x == y",
+         "Found 1 error.",
+         "./roles/x/tasks/main.yml:3:1: [error] syntax error: expected <block end> (syntax)",
+         "roles/x/tasks/main.yml:7: name[casing]: All names should start with an uppercase letter."],
+        ["E501 Line too long (111 > 110)",
+         "./roles/x/tasks/main.yml:3:1: [error] syntax error: expected <block end> (syntax)",
+         "roles/x/tasks/main.yml:7: name[casing]: All names should start with an uppercase letter."],
+    ),
+    "any other log: its last lines": (
+        [f"line {n}" for n in range(10)] + ["", "lab: systemd did not come up in: mx1", ""],
+        ["line 6", "line 7", "line 8", "line 9", "lab: systemd did not come up in: mx1"],
+    ),
+    "an empty log: says so": ([], ["(no output)"]),
+}
 
 
-def test_a_child_run_gives_its_own_digest(tmp_path):
-    lines = why(tmp_path, "\n".join([
-        "=== yamllint: FAILED (3 s)",
-        "FAILED tests/unit/test_x.py::test_y - printed before the digest",
-        "steps: 6 passed, 1 failed",
-        "--- yamllint failed (.cache/test-logs/step-yamllint.log):",
-        "    ./roles/x/tasks/main.yml:3:1: [error] syntax error",
-    ]))
-    assert lines == [
-        "--- yamllint failed (.cache/test-logs/step-yamllint.log):",
-        "./roles/x/tasks/main.yml:3:1: [error] syntax error",
-    ]
-
-
-def test_a_linter_log_gives_its_findings(tmp_path):
-    lines = why(tmp_path, "\n".join([
-        "E501 Line too long (111 > 110)",
-        "   --> tests/unit/test_x.py:452:111",
-        "    |",
-        "452 |     assert x == y",
-        "Found 1 error.",
-        "./roles/x/tasks/main.yml:3:1: [error] syntax error: expected <block end> (syntax)",
-        "roles/x/tasks/main.yml:7: name[casing]: All names should start with an uppercase letter.",
-    ]))
-    assert lines == [
-        "E501 Line too long (111 > 110)",
-        "./roles/x/tasks/main.yml:3:1: [error] syntax error: expected <block end> (syntax)",
-        "roles/x/tasks/main.yml:7: name[casing]: All names should start with an uppercase letter.",
-    ]
-
-
-def test_any_other_log_gives_its_last_lines(tmp_path):
-    text = [f"line {n}" for n in range(10)] + ["", "lab: systemd did not come up in: mx1", ""]
-    lines = why(tmp_path, "\n".join(text))
-    assert lines == ["line 6", "line 7", "line 8", "line 9", "lab: systemd did not come up in: mx1"]
-
-
-def test_an_empty_log_says_so(tmp_path):
-    assert why(tmp_path, "") == ["(no output)"]
+@pytest.mark.parametrize("kind", sorted(LOGS))
+def test_each_kind_of_log_gives_the_lines_that_say_why(tmp_path, kind):
+    text, expected = LOGS[kind]
+    assert why(tmp_path, "\n".join(text)) == expected
