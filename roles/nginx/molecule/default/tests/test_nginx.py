@@ -98,6 +98,19 @@ def test_login_attempts_beyond_the_limit_get_429():
     assert status(f"https://{SITE}/postorius/lists/") == "200"
 
 
+def test_posts_that_send_mail_beyond_the_limit_get_429():
+    reset, subscribe = "/accounts/password/reset/", "/postorius/lists/a.lists.nginx.test/anonymous_subscribe"
+    # Reading the forms is not limited; posting them (the site mails the typed address) is: 5 a minute
+    # with a burst of 3 per client address, over every such page.
+    assert [status(f"https://{SITE}{path}") for path in [reset, subscribe] * 4] == ["200"] * 8
+    post = "-X POST -d address=x@remote.test"
+    codes = [status(f"https://{SITE}{reset}", post) for _ in range(4)]
+    codes += [status(f"https://{SITE}{subscribe}", post) for _ in range(2)]
+    assert codes == ["200"] * 4 + ["429"] * 2, codes
+    # The login pages keep their own limit (another zone); other pages none.
+    assert status(f"https://{SITE}/postorius/lists/", post) == "200"
+
+
 def served_certificate():
     return host("nginx-proxy").check_output(
         "echo | openssl s_client -connect 127.0.0.1:443 -servername %s 2>/dev/null "
