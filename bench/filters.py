@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "collections"), str(ROOT / "tests")]
 DEBIAN_MASTER_CF = ROOT / "tests" / "data" / "debian-master.cf"
 SITE = {"mx": 100, "mailman_core": 150, "relays": 600}  # 100 + 2 * 150 + 600 = 1,000 instances
-SECRET = {"mailstack__secret_dir": "/srv/mailstack-secret"}
+SECRET = {"mailstack__secret_dir": "/srv/mailstack-secret", "mailstack__admin_networks": ["10.9.0.0/24"]}
 
 
 def load_filters() -> ModuleType:

@@ -473,21 +473,25 @@ def test_role_layer_order_is_the_filters(fw: ModuleType) -> None:
 
 def test_role_defaults_render(fw: ModuleType) -> None:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    # The admin networks default to the inventory's mailstack__admin_networks, here unset.
-    templar = Templar(loader=DataLoader(), variables={})
-    networks = trust_as_template(defaults["firewall__admin_networks"])
-    defaults["firewall__admin_networks"] = templar.template(networks)
+    assert defaults["firewall__admin_allow_controller"] is False
     rules = fw.firewall_merge_rules([defaults[layer] for layer in fw.LAYERS], list(fw.LAYERS))
-    text = fw.firewall_nftables(
-        rules,
-        defaults["firewall__admin_networks"],
-        ssh_ports=defaults["firewall__ssh_ports"],
-        table=defaults["firewall__table"],
-        log_rate=defaults["firewall__log_rate"],
-        log_prefix=defaults["firewall__log_prefix"],
-        raw_rules=defaults["firewall__raw_rules"],
+
+    def render(variables: dict) -> str:
+        networks = trust_as_template(defaults["firewall__admin_networks"])
+        return fw.firewall_nftables(
+            rules,
+            Templar(loader=DataLoader(), variables=variables).template(networks),
+            ssh_ports=defaults["firewall__ssh_ports"],
+            table=defaults["firewall__table"],
+            log_rate=defaults["firewall__log_rate"],
+            log_prefix=defaults["firewall__log_prefix"],
+            raw_rules=defaults["firewall__raw_rules"],
+        )
+
+    # The admin networks are the inventory's mailstack__admin_networks ...
+    assert chain(render({"mailstack__admin_networks": ["192.0.2.0/28"]}))[0] == (
+        'ip saddr 192.0.2.0/28 tcp dport 22 counter accept comment "ssh from firewall__admin_networks"'
     )
-    assert chain(text)[0] == (
-        "ip saddr { 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 } tcp dport 22 counter accept "
-        'comment "ssh from firewall__admin_networks"'
-    )
+    # ... and without it no range is assumed: the role refuses to render SSH from nowhere.
+    with pytest.raises(AnsibleFilterError, match="firewall__admin_networks: is empty"):
+        render({})

@@ -27,7 +27,8 @@ def inventory(**groups):
 
 
 def addr(n):
-    return {"mailstack__address": f"10.0.0.{n}", "mailstack__secret_dir": "/srv/secret"}
+    return {"mailstack__address": f"10.0.0.{n}", "mailstack__secret_dir": "/srv/secret",
+            "mailstack__admin_networks": ["10.0.9.0/24"]}
 
 
 CORE = {
@@ -522,6 +523,19 @@ def test_the_filter_benchmarks_site_is_a_topology_it_accepts():
         (
             lambda g, h: g.update(mailman_core=[], mailman_web=[]),
             "the mx group has hosts but the mailman_core group is empty",
+        ),
+        (
+            lambda g, h: h["mx1"].pop("mailstack__admin_networks"),
+            r"host 'mx1': mailstack__admin_networks is not set: give the networks SSH is admitted from",
+        ),
+        (
+            lambda g, h: h["mx1"].update(mailstack__admin_networks="10.0.9.0/24"),
+            r"host 'mx1': mailstack__admin_networks must be a list of addresses or networks, "
+            r"got '10.0.9.0/24'",
+        ),
+        (
+            lambda g, h: h["proxy1"].update(mailstack__admin_networks=["10.0.9.0/24", "office"]),
+            r"host 'proxy1': mailstack__admin_networks: 'office' is not an address or network",
         ),
         (
             lambda g, h: h["relay1"].pop("mailstack__secret_dir"),

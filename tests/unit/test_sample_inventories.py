@@ -1,8 +1,14 @@
 """The sample inventories (inventories/*-sample) as Ansible reads them: each parses, and the topology
 derived from it is the layout its README describes."""
 
+import configparser
+from pathlib import Path
+
+import pytest
 from ansible_collections.mailstack.site.plugins.plugin_utils.topology import topology as mailstack_topology
 from support import inventory
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def read(name: str) -> tuple[dict[str, list[str]], dict[str, dict]]:
@@ -34,3 +40,17 @@ def test_the_single_server_sample_is_one_host_that_scans_on_port_25():
     assert server["rspamd__milter_default_action"] == "tempfail"
     assert server["clamav__freshclam_enabled"] is True
 
+
+
+@pytest.mark.parametrize("name", ["production-sample", "single-server-sample"])
+def test_the_samples_log_in_as_a_sudo_user_and_check_host_keys(name):
+    _, hostvars = read(name)
+    for host, variables in hostvars.items():
+        assert variables.get("ansible_user") not in (None, "root"), host
+        assert variables.get("ansible_become") is True, host
+        assert "ansible_host_key_checking" not in variables, host
+        assert "StrictHostKeyChecking" not in str(variables.get("ansible_ssh_common_args", "")), host
+        assert variables.get("mailstack__admin_networks"), host
+    config = configparser.ConfigParser()
+    config.read(ROOT / "ansible.cfg")
+    assert config.getboolean("defaults", "host_key_checking", fallback=True) is True

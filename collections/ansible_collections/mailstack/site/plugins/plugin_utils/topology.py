@@ -169,6 +169,30 @@ def _domains(hostvars: Mapping[str, Any], host: str) -> list[str]:
     return [str(entry.key) for entry in merged if entry.state == "present"]
 
 
+def _check_admin_networks(hostvars: Mapping[str, Any], host: str) -> None:
+    """The networks SSH is admitted from are the inventory's word, never a default."""
+    networks = _var(hostvars, host, "mailstack__admin_networks")
+    if networks is None:
+        raise _error(
+            f"host '{host}': mailstack__admin_networks is not set: give the networks SSH is admitted from "
+            "(your management networks or bastion, e.g. ['192.0.2.0/28']), in the inventory's "
+            "group_vars/all (see inventories/production-sample); the firewall admits SSH from nowhere else, "
+            "not even from the controller unless firewall__admin_allow_controller is true"
+        )
+    if not isinstance(networks, list) or not all(isinstance(n, str) for n in networks):
+        raise _error(
+            f"host '{host}': mailstack__admin_networks must be a list of addresses or networks, "
+            f"got {networks!r}"
+        )
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise _error(
+                f"host '{host}': mailstack__admin_networks: {network!r} is not an address or network"
+            ) from None
+
+
 def _check_lists(hostvars: Mapping[str, Any], host: str, domains: list[str]) -> None:
     """Every present list of a back-end is in one of the domains it serves (else the MX refuses its mail)."""
     layers = ("mailman_core__lists", "mailman_core__group_lists", "mailman_core__host_lists")
@@ -427,6 +451,7 @@ def topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any], run: Any = 
                 "generated secrets are kept, outside the inventory directory (Ansible reads every file there "
                 "as inventory), in the inventory's group_vars/all (see inventories/production-sample)"
             )
+        _check_admin_networks(hostvars, host)
     seen: dict[str, str] = {}
     for host, value in address.items():
         if value in seen:
