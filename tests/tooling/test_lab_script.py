@@ -24,6 +24,7 @@ def lab(tmp_path, monkeypatch):
             (path / "main.yml").write_text(f"# {source}\n")
     monkeypatch.setattr(module, "TOP", tmp_path)
     monkeypatch.setattr(module, "CONVERGED", tmp_path / ".cache" / "converged")
+    monkeypatch.setattr(module, "CONVERGE_LOG", tmp_path / ".cache" / "lab" / "converge.log")
     (tmp_path / ".cache").mkdir()
     monkeypatch.setattr(module, "lab_containers", lambda: {"mailstack-lab-mx1": {"ID": "abc"}})
     monkeypatch.setattr(module, "inventory", lambda: ({"mx1": "172.30.0.11"}, {}))
@@ -33,7 +34,7 @@ def lab(tmp_path, monkeypatch):
 
 
 def play_writing(lab, path: str | None):
-    def play(playbook, extra):
+    def play(playbook, extra, log=None):
         lab.plays.append(playbook)
         if path:
             (lab.TOP / path).parent.mkdir(parents=True, exist_ok=True)
@@ -85,3 +86,44 @@ def test_removing_a_host_that_is_not_the_labs_keeps_the_lab_converged(lab, monke
     containers["mailstack-lab-mx1"] = {"ID": "recreated"}
     lab.cmd_ensure()
     assert len(lab.plays) == 2
+
+
+@pytest.fixture
+def playbook(lab, monkeypatch, tmp_path):
+    """The real cmd_play with a stand-in ansible-playbook that records its arguments and prints a line."""
+    fake = tmp_path / "ansible-playbook"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/runs\necho "ok: [mx1] verbose line"\n')
+    fake.chmod(0o755)
+    monkeypatch.setattr(lab, "venv_bin", lambda name: str(fake))
+
+    def runs() -> list[str]:
+        path = tmp_path / "runs"
+        return path.read_text().splitlines() if path.exists() else []
+
+    return runs
+
+
+def test_a_whole_converge_keeps_its_output_with_the_command_in_the_first_line(lab, playbook):
+    lab.cmd_converge(["-vvv"])
+    lines = lab.CONVERGE_LOG.read_text().splitlines()
+    assert lines[0].startswith("# ") and " -vvv (" in lines[0], lines
+    assert lines[1:] == ["ok: [mx1] verbose line"]
+    assert lab.CONVERGED.exists()  # -v options change nothing that is made: still a whole converge
+    # A partial converge (any other option) is not the lab's converge: no log, not converged.
+    lab.cmd_converge(["--tags", "dkim_keys"])
+    assert not lab.CONVERGED.exists()
+    assert " -vvv (" in lab.CONVERGE_LOG.read_text().splitlines()[0]
+
+
+def test_ensure_converges_again_when_its_log_is_less_verbose_than_asked(lab, playbook):
+    lab.cmd_ensure()
+    lab.cmd_ensure(["-vvv"])  # converged, but the log is not -vvv
+    lab.cmd_ensure(["-vvv"])
+    lab.cmd_ensure()  # a plain ensure takes any converged lab
+    assert len(playbook()) == 2 and playbook()[1].endswith(" -vvv"), playbook()
+
+
+def test_ensure_takes_only_verbosity_options(lab, playbook):
+    with pytest.raises(SystemExit):
+        lab.cmd_ensure(["--tags", "x"])
+    assert playbook() == []

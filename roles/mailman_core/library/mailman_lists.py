@@ -23,10 +23,29 @@ options:
   rest_password: {description: REST admin password, type: str, required: true, no_log: true}
   domains: {description: "Domains: {name, description, state}", type: list, elements: dict, default: []}
   lists:
-    description: "Lists: {name: list@domain, owners, moderators, settings, members, purge_members, state}"
+    description: Lists; owners, moderators and members are managed only when given (not null).
     type: list
     elements: dict
     default: []
+    suboptions:
+      name: {description: list@domain, type: str, required: true}
+      style: {description: Mailman list style at creation, type: str}
+      owners: {description: Owners (exactly these), type: list, elements: str}
+      moderators: {description: Moderators (exactly these), type: list, elements: str}
+      settings: {description: REST config settings of the list, type: dict}
+      members:
+        description:
+          - Regular members to ensure. Never in the output (no_log), neither in the module's arguments
+            nor in its changes, which count them.
+        type: list
+        elements: str
+        no_log: true
+      purge_members: {description: Remove regular members not in C(members), type: bool, default: false}
+      state:
+        description: C(absent) deletes the list
+        type: str
+        choices: [present, absent]
+        default: present
   config_file: {description: Mailman configuration file, type: str, default: /etc/mailman3/mailman.cfg}
   mailman_user: {description: User the member helper runs as, type: str, default: list}
   wait: {description: Seconds to wait for the REST API to answer, type: int, default: 60}
@@ -114,7 +133,7 @@ for item in request["lists"]:
         ids = [have[e][0] for e in remove]
         store.execute(text("DELETE FROM member WHERE id = ANY(:i)"), {"i": ids})
         store.execute(text("DELETE FROM preferences WHERE id = ANY(:p)"), {"p": [have[e][1] for e in remove]})
-    result[list_id] = {"added": len(add), "removed": remove, "add_sample": add[:10]}
+    result[list_id] = {"added": len(add), "removed": len(remove)}
 if request["check_mode"]:
     config.db.abort()
 else:
@@ -182,7 +201,17 @@ def main() -> None:
             "rest_user": {"type": "str", "required": True},
             "rest_password": {"type": "str", "required": True, "no_log": True},
             "domains": {"type": "list", "elements": "dict", "default": []},
-            "lists": {"type": "list", "elements": "dict", "default": []},
+            "lists": {"type": "list", "elements": "dict", "default": [], "options": {
+                "name": {"type": "str", "required": True},
+                "style": {"type": "str"},
+                "owners": {"type": "list", "elements": "str"},
+                "moderators": {"type": "list", "elements": "str"},
+                "settings": {"type": "dict"},
+                # Member addresses are personal data: masked in the invocation, and never printed.
+                "members": {"type": "list", "elements": "str", "no_log": True},
+                "purge_members": {"type": "bool", "default": False},
+                "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            }},
             "config_file": {"type": "str", "default": "/etc/mailman3/mailman.cfg"},
             "mailman_user": {"type": "str", "default": "list"},
             "wait": {"type": "int", "default": 60},
@@ -268,7 +297,7 @@ def main() -> None:
                 rest.call("PATCH", f"lists/{list_id}/config", patch)
 
         for role in ("owner", "moderator"):
-            if f"{role}s" not in item:
+            if item.get(f"{role}s") is None:
                 continue
             want = {str(e).lower() for e in item[f"{role}s"] or []}
             roster = [] if created_in_check else rest.entries(f"lists/{list_id}/roster/{role}")
@@ -284,11 +313,12 @@ def main() -> None:
                 if not check:
                     rest.call("DELETE", f"members/{have[email]}")
 
-        if "members" in item:
+        if item.get("members") is not None:
             members = [str(e).strip() for e in item["members"] or []]
             bad = [e for e in members if e.count("@") != 1 or " " in e]
             if bad:
-                module.fail_json(msg=f"mailman_lists: list '{fqdn}': invalid member addresses {bad[:5]}")
+                module.fail_json(msg=f"mailman_lists: list '{fqdn}': {len(bad)} invalid member addresses "
+                                     f"(one with a space or without exactly one @)")
             if created_in_check:
                 if members:
                     changes.append(f"list {fqdn}: add {len(members)} members")
@@ -305,10 +335,9 @@ def main() -> None:
             module.fail_json(msg=f"mailman_lists: member helper failed (rc {rc}): {err.strip()[-2000:]}")
         for list_id, res in sorted(json.loads(out).items()):
             if res["added"]:
-                sample = ", ".join(res["add_sample"])
-                changes.append(f"list {list_id}: add {res['added']} members ({sample}...)")
+                changes.append(f"list {list_id}: add {res['added']} members")
             if res["removed"]:
-                changes.append(f"list {list_id}: remove {len(res['removed'])} members")
+                changes.append(f"list {list_id}: remove {res['removed']} members")
 
     module.exit_json(changed=bool(changes), changes=changes,
                      diff={"before": "", "after": "".join(c + "\n" for c in changes)})

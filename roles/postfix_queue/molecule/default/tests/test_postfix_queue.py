@@ -76,6 +76,7 @@ def test_2_the_heir_delivers_the_handed_over_queue_once(host):
     assert not host.file("/var/tmp/mailstack-handover.tar").exists
     handover = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret" / "handover"
     assert not list(handover.glob("*.tar"))
+    assert handover.stat().st_mode & 0o777 == 0o700, oct(handover.stat().st_mode)
 
 
 def test_3_drain_delivers_or_names_what_is_left(host):
