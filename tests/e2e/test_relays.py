@@ -293,6 +293,31 @@ def test_relays_take_mail_from_the_back_ends_only(figure):
     assert backend.check_output(f"python3 -c {shlex.quote(script)}") == "250"
 
 
+def test_a_web_node_may_not_send_as_a_list_through_a_relay(figure):
+    """The web front-ends are in the relays' mynetworks for Postorius' own mail; a sender in a list
+    domain from them is refused at MAIL FROM (so never signed), while the back-end's is taken. The
+    mail Postorius sends through the relays is test_web.py's sign-up confirmation."""
+    web = group("mailman_web")[0]
+    postorius = f"postorius@{HOSTVARS[web]['mailstack__domain']}"
+    seen = []
+    for relay in RELAYS:
+        server = HOSTVARS[relay]["mailstack__address"]
+        for sender in ("announce@lists.mailstack.test", "crowd-bounces@lists.mailstack.test"):
+            result = smtpclient.send(lab_host(web), server, sender, ["x@remote-a.test"], None,
+                                     helo=f"{web}.test")
+            step, code, text = smtpclient.refused(result)
+            assert (step, code) == ("mail", 554), (relay, sender, result)
+            assert "list addresses are sent by the list back-ends only" in text, (relay, sender, result)
+            seen.append(code)
+        own = smtpclient.send(lab_host(web), server, postorius, ["x@remote-a.test"], None, helo=f"{web}.test")
+        assert smtpclient.first_refusal(own) is None, (relay, own)
+        listed = smtpclient.send(lab_host(BACKEND), server, "announce@lists.mailstack.test",
+                                 ["x@remote-a.test"], None, helo=f"{BACKEND}.test")
+        assert smtpclient.first_refusal(listed) is None, (relay, listed)
+    figure(f"{web} as a list address: {len(seen)} of {len(seen)} MAIL FROM refused with 554 on "
+           f"{len(RELAYS)} relays; as {postorius} and {BACKEND} as announce@: accepted")
+
+
 NEW_RELAY = "relay4"
 NEW_RELAY_ADDRESS = "172.30.0.34"
 SECRET_DIR = TOP / "secret" / "lab"

@@ -344,10 +344,16 @@ PROFILE_PLAYBOOK = """\
                  'postfix__instances': [{{'name': '-', 'profile': 'relay'}}],
                  'postfix__group_relay_transports': [{{'name': 'provider_google', 'concurrency': 20}}]}}) -%}}
           {{%- set _ = result.update({{'relay_gmail20': (inputs | mailstack.site.postfix_instances)[0]}}) -%}}
+          {{%- set refused = ['10.0.0.51', 'fd00::52'] | mailstack.site.relay_sender_restrictions(
+                 ['lists.example.test', 'lists2.example.test']) -%}}
+          {{%- set inputs = base | combine({{
+                 'postfix__instances': [{{'name': '-', 'profile': 'relay', 'maincf': refused}}]}}) -%}}
+          {{%- set web_senders = (inputs | mailstack.site.postfix_instances)[0] -%}}
+          {{%- set _ = result.update({{'relay_web_senders': web_senders}}) -%}}
           {{{{ result | to_json }}}}
 """
 EXPECTED_PROFILES = {"inbound_scanning", "list_inbound", "loopback_unchecked", "relay"}
-CASES = {"two_milters", "relay_gmail20"}  # not profiles: assembled cases of the playbook
+CASES = {"two_milters", "relay_gmail20", "relay_web_senders"}  # not profiles: assembled cases of the playbook
 
 
 @pytest.fixture(scope="module")
@@ -481,3 +487,29 @@ def test_one_line_changes_gmail_concurrency_as_postfix_reads_it(
         found = oracle.sh(f"postmap -c {confdir} -q {domain} '{table}'")
         assert (found.returncode, found.stdout.strip()) == (0, transport), found.stderr
     assert oracle.sh(f"postmap -c {confdir} -q example.org '{table}'").returncode == 1
+
+
+def test_a_web_client_is_refused_list_senders_as_postfix_reads_it(
+    oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any]
+) -> None:
+    """relay_sender_restrictions on the relay profile (playbooks/relays.yml): Postfix reads the class
+    and both inline tables without a warning; the client table names the class for each web node
+    (IPv6 too) and nothing for a back-end, the class's table refuses the list domains and their
+    subdomains only."""
+    instance = role_profiles["relay_web_senders"]
+    assert_instance_as_postfix_sees_it(oracle, pf, "relay-web-senders", instance)
+    host, confdir = oracle.new_dir("relay-web-senders-text")
+    (host / "main.cf").write_text(instance["main_cf"])
+    (host / "master.cf").write_text(instance["master_cf"])
+    assert oracle.postconf(confdir, "-h", "smtpd_restriction_classes") == "mailstack_list_senders_refused\n"
+    clients = oracle.postconf(confdir, "-h", "smtpd_sender_restrictions").strip()
+    clients = clients.removeprefix("check_client_access ")
+    for client in ("10.0.0.51", "fd00::52"):
+        found = oracle.sh(f"postmap -c {confdir} -q {client} '{clients}'")
+        assert (found.returncode, found.stdout.strip()) == (0, "mailstack_list_senders_refused"), found.stderr
+    assert oracle.sh(f"postmap -c {confdir} -q 10.0.0.21 '{clients}'").returncode == 1
+    senders = oracle.postconf(confdir, "-h", "mailstack_list_senders_refused").strip()
+    senders = senders.removeprefix("check_sender_access ")
+    found = oracle.sh(f"postmap -c {confdir} -q lists2.example.test '{senders}'")
+    assert found.stdout.strip() == "REJECT 5.7.1 list addresses are sent by the list back-ends only", found
+    assert oracle.sh(f"postmap -c {confdir} -q example.test '{senders}'").returncode == 1

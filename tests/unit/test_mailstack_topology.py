@@ -58,6 +58,9 @@ def test_peers_networks_and_next_hops_of_a_cluster():
         "mailman_core": ["127.0.0.0/8", "10.0.0.11", "10.0.0.12"],
         "relays": ["127.0.0.0/8", "10.0.0.21", "10.0.0.51"],
     }
+    # The relays sign the back-ends' mail only, and refuse list-domain senders from the web node.
+    assert topo["relay_signing_networks"] == ["127.0.0.0/8", "10.0.0.21"]
+    assert topo["relay_list_sender_refused"] == ["10.0.0.51"]
     assert topo["backend_next_hops"] == ["[10.0.0.21]:25"]
     assert topo["inbound_hosts"] == ["mx1", "mx2"]
     assert topo["relay_next_hops"] == ["[10.0.0.31]:25", "[10.0.0.32]:25"]
@@ -72,8 +75,10 @@ def test_a_back_end_that_is_also_a_web_node_is_in_the_relays_networks_once():
         mailman_web={"list1": {}, "web2": addr(52)},
         proxy={"proxy1": addr(61)},
     )
-    relays = mailstack_topology(groups, hostvars)["mynetworks"]["relays"]
-    assert relays == ["127.0.0.0/8", "10.0.0.21", "10.0.0.52"]
+    topo = mailstack_topology(groups, hostvars)
+    assert topo["mynetworks"]["relays"] == ["127.0.0.0/8", "10.0.0.21", "10.0.0.52"]
+    # The back-end keeps its list senders; only the web-only node is refused them.
+    assert topo["relay_list_sender_refused"] == ["10.0.0.52"]
 
 
 def test_a_draining_relay_gets_no_new_mail_but_keeps_its_address():

@@ -496,6 +496,12 @@ def topology(groups: Mapping[str, Any], hostvars: Mapping[str, Any], run: Any = 
                 *dict.fromkeys([*addresses["mailman_core"], *addresses["mailman_web"]]),
             ],
         },
+        # The relays' signing networks (loopback and the back-ends), and the clients refused any
+        # sender in a list domain (the web front-ends that are not back-ends too).
+        "relay_signing_networks": [LOOPBACK_NETWORK, *dict.fromkeys(addresses["mailman_core"])],
+        "relay_list_sender_refused": [
+            a for a in dict.fromkeys(addresses["mailman_web"]) if a not in addresses["mailman_core"]
+        ],
         "db_host": addresses["db"][0] if members["db"] else "",
         "db_port": _port(hostvars, members["db"][0], ("postgresql__port", 5432)) if members["db"] else 5432,
         "db_clients": [_network(a) for g in ("mailman_core", "mailman_web") for a in addresses[g]],
