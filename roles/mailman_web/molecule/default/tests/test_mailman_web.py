@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from support.molecule_playbook import ansible_playbook
 from support.scenario import host
 
 SITE = "lists.web.test"
@@ -92,6 +93,36 @@ def test_both_nodes_and_the_proxy_have_the_same_static_files_and_the_nodes_the_s
         node1.file("/etc/mailman3/mailman-web.py").sha256sum
         == node2.file("/etc/mailman3/mailman-web.py").sha256sum
     )
+
+
+def restarts() -> dict[str, tuple[int, int]]:
+    """Each node's last mailman3-web start: (began, ready), on the kernel's monotonic clock, which the
+    containers share."""
+    times = {}
+    for node in NODES:
+        shown = host(node).check_output(
+            "systemctl show mailman3-web -P InactiveExitTimestampMonotonic -P ActiveEnterTimestampMonotonic"
+        ).split()
+        times[node] = (int(shown[0]), int(shown[1]))
+    return times
+
+
+def test_a_changed_setting_restarts_the_nodes_one_at_a_time():
+    """Both nodes restart for a uwsgi change, the second only once the first is serving again."""
+    before = restarts()
+    converge = pathlib.Path(__file__).resolve().parents[1] / "converge.yml"
+    try:
+        run = ansible_playbook(converge, "--limit", "web", extra={"mailman_web__uwsgi_processes": 3})
+        assert run.returncode == 0, run.stdout
+        after = restarts()
+        assert all(after[node] != before[node] for node in NODES), (before, after)
+        first, second = sorted(after.values())
+        assert first[1] <= second[0], f"the restarts overlap: {after}"
+    finally:
+        back = ansible_playbook(converge, "--limit", "web")
+        assert back.returncode == 0, back.stdout
+    for node in NODES:
+        assert "processes = 3" not in host(node).check_output("cat /etc/mailman3/uwsgi.ini")
 
 
 @pytest.mark.parametrize("node", sorted(NODES))

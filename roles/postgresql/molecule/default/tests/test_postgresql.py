@@ -4,10 +4,12 @@ import os
 import pathlib
 
 import pytest
+from support.molecule_playbook import ansible_playbook
 from support.scenario import host
 
 DB = "172.31.14.10"
 SECRET = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secret" / "postgresql"
+CONVERGE = pathlib.Path(__file__).resolve().parents[1] / "converge.yml"
 
 
 
@@ -71,3 +73,28 @@ def test_second_run_keeps_the_password_and_the_verifier():
     password = (SECRET / "mailman.password").read_text().strip()
     assert login(host("postgresql-client"), "mailman", password).rc == 0
     assert db.check_output(query) == before
+
+
+def test_a_changed_setting_is_reloaded_and_restarts_only_when_it_must():
+    """conf.d changes are reloaded; the server restarts only for a setting it marks pending_restart."""
+    db = host("postgresql-db")
+
+    def query(sql: str) -> str:
+        return db.check_output(f"runuser -u postgres -- psql -X -At -c {sql!r}")
+
+    started = query("SELECT pg_postmaster_start_time()")
+    try:
+        slow = {"log_min_duration_statement": 250}
+        reload = ansible_playbook(CONVERGE, extra={"postgresql__settings": slow})
+        assert reload.returncode == 0, reload.stdout
+        assert query("SHOW log_min_duration_statement") == "250ms"
+        assert query("SELECT pg_postmaster_start_time()") == started  # no restart
+        restart = ansible_playbook(CONVERGE, extra={"postgresql__settings": {**slow, "max_connections": 120}})
+        assert restart.returncode == 0, restart.stdout
+        assert query("SHOW max_connections") == "120"
+        assert query("SELECT pg_postmaster_start_time()") != started
+    finally:
+        back = ansible_playbook(CONVERGE)
+        assert back.returncode == 0, back.stdout
+    assert query("SHOW max_connections") == "100"
+    assert query("SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
