@@ -13,10 +13,10 @@ CONVERGE = pathlib.Path(__file__).resolve().parents[1] / "converge.yml"
 
 
 
-def login(client, user, password, db=None):
+def login(client, user, password, db=None, sslmode="prefer"):
     return client.run(
-        "PGCONNECT_TIMEOUT=5 PGPASSWORD=%s psql -X -At -h %s -U %s -d %s -c %s",
-        password, DB, user, db or user, "SELECT current_user || ' ' || host(inet_server_addr())",
+        "PGSSLMODE=%s PGCONNECT_TIMEOUT=5 PGPASSWORD=%s psql -X -At -h %s -U %s -d %s -c %s",
+        sslmode, password, DB, user, db or user, "SELECT current_user || ' ' || host(inet_server_addr())",
     )
 
 
@@ -27,6 +27,18 @@ def test_allowed_client_logs_in_with_the_generated_password(user):
     result = login(host("postgresql-client"), user, password)
     assert result.rc == 0, result.stderr
     assert result.stdout.strip() == f"{user} {DB}"
+
+
+def test_a_client_that_does_not_use_tls_is_refused():
+    password = (SECRET / "mailman.password").read_text().strip()
+    result = login(host("postgresql-client"), "mailman", password, sslmode="disable")
+    assert result.rc != 0
+    assert "no encryption" in result.stderr, result.stderr
+    tls = host("postgresql-client").run(
+        "PGCONNECT_TIMEOUT=5 PGPASSWORD=%s psql -X -At -h %s -U mailman -d mailman -c %s",
+        password, DB, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    assert tls.stdout.strip() == "t", tls.stderr
 
 
 def test_wrong_password_is_refused():
@@ -58,7 +70,7 @@ def test_passwords_are_stored_as_scram_and_rules_use_scram():
     assert verifiers.splitlines() == ["mailman SCRAM-SHA-256$", "mailmanweb SCRAM-SHA-256$"]
     rules = db.check_output(
         "runuser -u postgres -- psql -X -At -c "
-        "\"SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE type = 'host'\"")
+        "\"SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE type IN ('host', 'hostssl')\"")
     assert rules.split() == ["scram-sha-256"]
     listening = db.check_output("ss -Hltn 'sport = :5432'")
     assert f"{DB}:5432" in listening
