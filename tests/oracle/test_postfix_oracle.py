@@ -395,6 +395,17 @@ def assert_instance_as_postfix_sees_it(
     assert_postfix_sees(oracle, pf, label, instance["maincf"], instance["services"], check=True)
 
 
+def case_dir(oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any], case: str, label: str) -> str:
+    """The assembled CASE checked as Postfix sees it, then its rendered files in a new directory of the
+    oracle's container (returned, for postconf and postmap queries)."""
+    instance = role_profiles[case]
+    assert_instance_as_postfix_sees_it(oracle, pf, label, instance)
+    host, confdir = oracle.new_dir(f"{label}-text")
+    (host / "main.cf").write_text(instance["main_cf"])
+    (host / "master.cf").write_text(instance["master_cf"])
+    return confdir
+
+
 def test_role_defines_the_four_profiles(role_profiles: dict[str, Any]) -> None:
     profile_files = {p.stem.removeprefix("profile_") for p in (ROLE / "defaults").glob("**/profile_*.yml")}
     assert set(role_profiles) - CASES >= EXPECTED_PROFILES
@@ -417,11 +428,7 @@ def test_every_profile_file_of_the_role(
 
 def test_two_roles_add_a_milter_each(oracle: Oracle, pf: ModuleType, role_profiles: dict[str, Any]) -> None:
     """rspamd's export and a second role's each add a milter (items); Postfix reads both."""
-    instance = role_profiles["two_milters"]
-    assert_instance_as_postfix_sees_it(oracle, pf, "two-milters", instance)
-    host, confdir = oracle.new_dir("two-milters-text")
-    (host / "main.cf").write_text(instance["main_cf"])
-    (host / "master.cf").write_text(instance["master_cf"])
+    confdir = case_dir(oracle, pf, role_profiles, "two_milters", "two-milters")
     assert oracle.postconf(confdir, "-h", "smtpd_milters") == "inet:127.0.0.1:11332, inet:127.0.0.1:8891\n"
 
 
@@ -469,11 +476,7 @@ def test_one_line_changes_gmail_concurrency_as_postfix_reads_it(
     """postfix__group_relay_transports: [{name: provider_google, concurrency: 20}] on the relay profile:
     Postfix reads 20 for Google and the defaults for the others, the clone in master.cf, and the
     transport map sends gmail.com to it (postmap -q on the rendered inline table)."""
-    instance = role_profiles["relay_gmail20"]
-    assert_instance_as_postfix_sees_it(oracle, pf, "relay-gmail20", instance)
-    host, confdir = oracle.new_dir("relay-gmail20-text")
-    (host / "main.cf").write_text(instance["main_cf"])
-    (host / "master.cf").write_text(instance["master_cf"])
+    confdir = case_dir(oracle, pf, role_profiles, "relay_gmail20", "relay-gmail20")
     assert oracle.postconf(confdir, "-h", "provider_google_destination_concurrency_limit") == "20\n"
     assert oracle.postconf(confdir, "-h", "provider_microsoft_destination_concurrency_limit") == "5\n"
     assert oracle.postconf(confdir, "-h", "slow_destination_rate_delay") == "2s\n"
@@ -496,11 +499,7 @@ def test_a_web_client_is_refused_list_senders_as_postfix_reads_it(
     and both inline tables without a warning; the client table names the class for each web node
     (IPv6 too) and nothing for a back-end, the class's table refuses the list domains and their
     subdomains only."""
-    instance = role_profiles["relay_web_senders"]
-    assert_instance_as_postfix_sees_it(oracle, pf, "relay-web-senders", instance)
-    host, confdir = oracle.new_dir("relay-web-senders-text")
-    (host / "main.cf").write_text(instance["main_cf"])
-    (host / "master.cf").write_text(instance["master_cf"])
+    confdir = case_dir(oracle, pf, role_profiles, "relay_web_senders", "relay-web-senders")
     assert oracle.postconf(confdir, "-h", "smtpd_restriction_classes") == "mailstack_list_senders_refused\n"
     clients = oracle.postconf(confdir, "-h", "smtpd_sender_restrictions").strip()
     clients = clients.removeprefix("check_client_access ")
