@@ -36,3 +36,26 @@ def test_booleans_are_sent_as_words():
 
 def test_member_helper_is_valid_python():
     compile(mailman_lists.MEMBER_HELPER, "member-helper", "exec")
+
+
+def test_members_are_a_no_log_option_and_unset_rosters_stay_unmanaged():
+    """Ansible's validator, as AnsibleModule runs it: every member address is a no_log value (masked
+    wherever it would be printed), and a list without owners/moderators/members leaves them None, which
+    the module reads as "not managed" (an empty list would remove them all)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: PLC0415
+
+    members = ["a@example.test", "b@example.test"]
+    result = ArgumentSpecValidator(mailman_lists.ARGUMENT_SPEC).validate({
+        "rest_url": "http://127.0.0.1:8001/3.1", "rest_user": "restadmin", "rest_password": "pw",
+        "lists": [{"name": "dev@lists.example.test", "members": members}, {"name": "ann@lists.example.test"}],
+    })
+    assert result.error_messages == []
+    assert set(members) <= result._no_log_values
+    first, second = result.validated_parameters["lists"]
+    assert first["owners"] is None and first["moderators"] is None
+    assert second["members"] is None and second["purge_members"] is False and second["state"] == "present"
+    unknown = ArgumentSpecValidator(mailman_lists.ARGUMENT_SPEC).validate({
+        "rest_url": "u", "rest_user": "u", "rest_password": "p",
+        "lists": [{"name": "x@y.test", "member": []}],
+    })
+    assert any("member" in message for message in unknown.error_messages), unknown.error_messages

@@ -194,29 +194,32 @@ def form_value(value):
     return value
 
 
+ARGUMENT_SPEC = {
+    "rest_url": {"type": "str", "required": True},
+    "rest_user": {"type": "str", "required": True},
+    "rest_password": {"type": "str", "required": True, "no_log": True},
+    "domains": {"type": "list", "elements": "dict", "default": []},
+    "lists": {"type": "list", "elements": "dict", "default": [], "options": {
+        "name": {"type": "str", "required": True},
+        "style": {"type": "str"},
+        "owners": {"type": "list", "elements": "str"},
+        "moderators": {"type": "list", "elements": "str"},
+        "settings": {"type": "dict"},
+        # Member addresses are personal data: masked in the invocation, and never printed.
+        "members": {"type": "list", "elements": "str", "no_log": True},
+        "purge_members": {"type": "bool", "default": False},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    }},
+    "config_file": {"type": "str", "default": "/etc/mailman3/mailman.cfg"},
+    "mailman_user": {"type": "str", "default": "list"},
+    "wait": {"type": "int", "default": 60},
+    "timeout": {"type": "int", "default": 900},
+}
+
+
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "rest_url": {"type": "str", "required": True},
-            "rest_user": {"type": "str", "required": True},
-            "rest_password": {"type": "str", "required": True, "no_log": True},
-            "domains": {"type": "list", "elements": "dict", "default": []},
-            "lists": {"type": "list", "elements": "dict", "default": [], "options": {
-                "name": {"type": "str", "required": True},
-                "style": {"type": "str"},
-                "owners": {"type": "list", "elements": "str"},
-                "moderators": {"type": "list", "elements": "str"},
-                "settings": {"type": "dict"},
-                # Member addresses are personal data: masked in the invocation, and never printed.
-                "members": {"type": "list", "elements": "str", "no_log": True},
-                "purge_members": {"type": "bool", "default": False},
-                "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            }},
-            "config_file": {"type": "str", "default": "/etc/mailman3/mailman.cfg"},
-            "mailman_user": {"type": "str", "default": "list"},
-            "wait": {"type": "int", "default": 60},
-            "timeout": {"type": "int", "default": 900},
-        },
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     check = module.check_mode
