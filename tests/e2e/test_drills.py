@@ -191,8 +191,9 @@ def test_mailman_restarted_while_it_hands_a_post_out(figure):
 def test_the_database_restarted_mail_still_flows(figure):
     """PostgreSQL's postmaster is stopped (the cluster's own unit, not the umbrella one), a post sent
     meanwhile waits (no copy leaves), and after the start it and a later post reach every member
-    once; Mailman runs every runner again: its master does not restart a runner that died on the
-    outage, the role's runner check restarts Mailman."""
+    once, nothing shunted (exactly_once counts Mailman's queues); every runner runs afterwards (the
+    steady runners wait for the database; were one lost, the role's runner check restarts Mailman:
+    the figure counts its restarts)."""
     db, backend = lab_host(DB), lab_host(ACTIVE)
     unit = db.check_output("systemctl list-units 'postgresql@*' --plain --no-legend | awk '{print $1}'")
     since = backend.check_output("date +%s")

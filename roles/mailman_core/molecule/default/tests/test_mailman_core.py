@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import testinfra
-from support.mailman_runners import configured, running, wait_all_running, written
+from support.mailman_runners import configured, master, running, wait_all_running, written
 from support.molecule_playbook import ansible_playbook
 from support.scenario import flat
 
@@ -149,6 +149,96 @@ def test_a_master_that_died_is_started_again_by_systemd():
     assert new not in (0, pid) and not missing, f"master {pid} -> {new}, missing {sorted(missing)}"
     assert HOST.check_output("systemctl show --property=NRestarts --value mailman3") != "0"
     wait_for_rest()
+
+
+QUEUE = "/var/lib/mailman3/queue"
+
+
+def queued(name: str) -> int:
+    return int(HOST.check_output(f"find {QUEUE}/{name} -type f | wc -l"))
+
+
+def runner_pids() -> dict[str, str]:
+    """{runner: pid} of the master's children."""
+    out = HOST.check_output("ps -o pid=,args= --ppid %s", str(master(HOST)))
+    return {m[2]: m[1] for m in re.finditer(r"^\s*(\d+) .*--runner=(\S+)", out, re.M)}
+
+
+def test_a_restart_while_a_post_is_being_delivered_lets_it_finish_instead_of_shunting_it():
+    """The out runner waits on postfix-out's answer to DATA (a slow sink listens in its place) when
+    mailman3 is restarted: it sends the post once, then stops; Mailman's own runner shunts it."""
+    expected = configured(HOST)
+    wait_all_running(HOST, expected, timeout=60)
+    subject = f"slowstop-{uuid.uuid4().hex[:12]}"
+    HOST.check_output("systemctl stop postfix@postfix-out")
+    try:
+        HOST.check_output("install -d -m 1777 /var/tmp/slow && rm -f /var/tmp/slow/*")
+        # smtp-sink -w 20: 20 s before it answers DATA.
+        HOST.check_output(
+            "systemd-run --collect --unit mailstack-slow-sink /usr/sbin/smtp-sink -u nobody -w 20 "
+            "-d /var/tmp/slow/msg. 127.0.0.1:10025 10"
+        )
+        post(subject)
+        deadline = time.monotonic() + 60
+        while HOST.run("ss -tnH state established '( dport = :10025 )' | grep -q .").rc != 0:
+            assert time.monotonic() < deadline, "Mailman's out runner never connected to the slow sink"
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        HOST.check_output("systemctl restart mailman3")
+        took = time.monotonic() - t0
+        # Let a shunted post, or a second copy from a recovered queue file, show up.
+        wait_all_running(HOST, expected, timeout=90)
+        time.sleep(5)
+        sent = HOST.run("cat /var/tmp/slow/msg.* 2>/dev/null").stdout
+    finally:
+        HOST.run("systemctl stop mailstack-slow-sink")
+        HOST.check_output("systemctl start postfix@postfix-out")
+    log = HOST.check_output("tail -n 200 /var/log/mailman3/mailman.log")
+    assert queued("shunt") == 0 and "SHUNTING" not in log, log
+    assert sent.count(f"Subject: [dev] {subject}") == 1, sent
+    assert sorted(re.findall(r"^X-Rcpt-Args: <([^>]+)>", sent, re.M)) == sorted(MEMBERS), sent
+    assert "out runner caught signal 15 while working" in log
+    assert took > 10, f"the restart took {took:.0f} s: it did not wait for the delivery"
+    wait_for_rest()
+
+
+def test_with_the_database_stopped_a_queued_post_waits_and_every_runner_stays():
+    """A post waits in Mailman's in queue (its runner held with SIGSTOP) while PostgreSQL stops; let
+    go, the runner leaves it queued, the bounces and task runners keep running, and once the
+    database is back the post goes out once per member. Mailman's own runners shunt the post
+    (the list lookup fails) and lose the bounces runner."""
+    expected = configured(HOST)
+    wait_all_running(HOST, expected, timeout=60)
+    before, master_before = runner_pids(), master(HOST)
+    subject = f"dbwait-{uuid.uuid4().hex[:12]}"
+    runner_in = before["in:0:1"]
+    HOST.check_output(f"kill -STOP {runner_in}")
+    try:
+        post(subject)
+        deadline = time.monotonic() + 60
+        while queued("in") == 0:
+            assert time.monotonic() < deadline, "the post never reached Mailman's in queue"
+            time.sleep(0.5)
+        HOST.check_output("systemctl stop postgresql@15-main")
+    finally:
+        HOST.check_output(f"kill -CONT {runner_in}")
+    try:
+        time.sleep(25)  # the runners' passes (1 s) and two looks of the runner check (10 s apart)
+        waiting, shunted, during = queued("in"), queued("shunt"), runner_pids()
+        early = sunk(subject, 1, timeout=0)
+    finally:
+        HOST.check_output("systemctl start postgresql@15-main")
+    assert (waiting, shunted) == (1, 0), f"in {waiting}, shunt {shunted} with the database down"
+    assert during == before and master(HOST) == master_before, f"{before} -> {during}"
+    assert not early
+    copies = sunk(subject, len(MEMBERS))
+    time.sleep(3)
+    copies = sunk(subject, len(MEMBERS), timeout=0)
+    assert {rcpt: len(texts) for rcpt, texts in copies.items()} == dict.fromkeys(MEMBERS, 1)
+    assert queued("in") == queued("shunt") == 0
+    log = HOST.check_output("tail -n 200 /var/log/mailman3/mailman.log")
+    assert "in runner: the database does not answer, queued messages wait for it" in log
+    assert "in runner: the database answers again" in log
 
 
 MARKER = "/var/lib/mailman3/mailstack-active"

@@ -1,0 +1,161 @@
+# Installed by the mailman_core role (mailstack); Mailman loads these classes through the
+# `class:` of its [runner.NAME] sections in /etc/mailman3/mailman.cfg.
+"""Mailman's queue runners, made steady for a site whose database is on another host.
+
+Mailman 3.3.8's runners have two habits that lose or copy mail on a busy site:
+
+* A stop signal raises an exception wherever the runner is, to cut its sleep short. If the runner
+  is working on a message then, the exception reaches the runner's catch-all and the message goes
+  to the shunt queue, whether or not it was sent already (`systemctl restart mailman3` during a
+  fan-out). Here a signal that comes while the runner works only asks it to stop: it finishes
+  the message in hand and then stops; only a sleeping runner is woken by the exception.
+* A runner that meets the database down shunts the message it took (the list lookup fails) or,
+  in its periodic work (the bounces and task runners), dies, and Mailman's master does not start
+  it again. Here a runner looks whether the database answers before it takes a message from its
+  queue (and again after each message): if not, the messages stay queued and the runner waits for
+  its next pass; periodic work that meets the database down is given up until the next pass. The
+  messages are taken, in their order, once the database answers.
+
+The classes are Mailman's own runners with these two changes and nothing else.
+"""
+
+import logging
+import signal
+
+from mailman.config import config
+from mailman.interfaces.runner import RunnerInterrupt
+from mailman.runners.archive import ArchiveRunner as _Archive
+from mailman.runners.bounce import BounceRunner as _Bounce
+from mailman.runners.command import CommandRunner as _Command
+from mailman.runners.digest import DigestRunner as _Digest
+from mailman.runners.incoming import IncomingRunner as _Incoming
+from mailman.runners.nntp import NNTPRunner as _NNTP
+from mailman.runners.outgoing import OutgoingRunner as _Outgoing
+from mailman.runners.pipeline import PipelineRunner as _Pipeline
+from mailman.runners.retry import RetryRunner as _Retry
+from mailman.runners.task import TaskRunner as _Task
+from mailman.runners.virgin import VirginRunner as _Virgin
+from sqlalchemy import exc, text
+
+elog = logging.getLogger("mailman.error")
+rlog = logging.getLogger("mailman.runner")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+# What SQLAlchemy raises when the server cannot be reached or went away (psycopg2's
+# OperationalError: refused, shutting down, starting up, connection lost; InterfaceError:
+# connection already closed).
+UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)
+
+
+class SteadyRunner:
+    """Mixed in before one of Mailman's runner classes (see the module's docstring)."""
+
+    _mailstack_sleeping = False
+    _mailstack_db_down = False
+
+    def signal_handler(self, signum, frame):
+        if signum in STOP_SIGNALS and not self._mailstack_sleeping:
+            # Mailman's handler raises RunnerInterrupt here; while a message is being worked on,
+            # that exception ends in the shunt queue. Stop after the message instead:
+            # _short_circuit() and run() look at the flag.
+            self.stop()
+            self.status = signum
+            rlog.info("%s runner caught signal %s while working: stopping after this pass", self.name, signum)
+            return
+        super().signal_handler(signum, frame)
+
+    def _snooze(self, filecnt):
+        self._mailstack_sleeping = True
+        try:
+            if self._stop:
+                # A signal came while the runner worked: do not sleep first.
+                raise RunnerInterrupt
+            super()._snooze(filecnt)
+        finally:
+            self._mailstack_sleeping = False
+
+    def _database_answers(self):
+        """Whether PostgreSQL answers now, on a connection of its own (not the runner's session,
+        which may hold uncommitted work). Logs each change, not each look."""
+        try:
+            with config.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except UNAVAILABLE as error:
+            if not self._mailstack_db_down:
+                elog.error(
+                    "%s runner: the database does not answer, queued messages wait for it: %s",
+                    self.name,
+                    str(error).splitlines()[0],
+                )
+            self._mailstack_db_down = True
+            return False
+        if self._mailstack_db_down:
+            elog.error("%s runner: the database answers again", self.name)
+        self._mailstack_db_down = False
+        return True
+
+    def _one_iteration(self):
+        if self.switchboard is not None and self.switchboard.files and not self._database_answers():
+            return 0
+        return super()._one_iteration()
+
+    def _short_circuit(self):
+        # Asked after each message: leave the rest queued when the database went away meanwhile.
+        return super()._short_circuit() or not self._database_answers()
+
+    def _do_periodic(self):
+        # The bounces and task runners use the database here; Mailman lets the error end the runner.
+        try:
+            super()._do_periodic()
+        except UNAVAILABLE as error:
+            config.db.abort()
+            if not self._mailstack_db_down:
+                elog.error(
+                    "%s runner: periodic work waits, the database does not answer: %s",
+                    self.name,
+                    str(error).splitlines()[0],
+                )
+            self._mailstack_db_down = True
+
+class ArchiveRunner(SteadyRunner, _Archive):
+    pass
+
+
+class BounceRunner(SteadyRunner, _Bounce):
+    pass
+
+
+class CommandRunner(SteadyRunner, _Command):
+    pass
+
+
+class DigestRunner(SteadyRunner, _Digest):
+    pass
+
+
+class IncomingRunner(SteadyRunner, _Incoming):
+    pass
+
+
+class NNTPRunner(SteadyRunner, _NNTP):
+    pass
+
+
+class OutgoingRunner(SteadyRunner, _Outgoing):
+    pass
+
+
+class PipelineRunner(SteadyRunner, _Pipeline):
+    pass
+
+
+class RetryRunner(SteadyRunner, _Retry):
+    pass
+
+
+class TaskRunner(SteadyRunner, _Task):
+    pass
+
+
+class VirginRunner(SteadyRunner, _Virgin):
+    pass
