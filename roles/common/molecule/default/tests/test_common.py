@@ -47,3 +47,17 @@ def test_unattended_security_updates_on(host):
     assert host.package("unattended-upgrades").is_installed
     conf = host.check_output("apt-config dump APT::Periodic")
     assert 'APT::Periodic::Unattended-Upgrade "1";' in conf
+
+
+def test_the_run_logged_in_as_deploy_and_became_root_with_sudo(host):
+    """common-a was converged as the production samples log in (molecule.yml): sudo logged the
+    role's tasks as deploy's commands run as root."""
+    if host.backend.get_hostname() != "common-a":
+        pytest.skip("common-b is managed as root")
+    log = host.check_output("journalctl _COMM=sudo --no-pager -o cat")
+    lines = [line.strip() for line in log.splitlines()]
+    became = [line for line in lines if line.startswith("deploy : ") and "USER=root" in line]
+    # Ansible's runs: Mitogen starts one Python through sudo per become context (plain Ansible, a
+    # `/bin/sh -c 'echo BECOME-SUCCESS-...; python3 ...'` per task); testinfra's commands are the rest.
+    runs = [line for line in became if "COMMAND=/usr/bin/python3 -c" in line or "BECOME-SUCCESS" in line]
+    assert runs, log[-2000:]
