@@ -5,6 +5,7 @@ Every TCP port any lab host listens on (read with `ss` inside the host), probed 
 matrix between the site's hosts: every listening port of every host, probed from every other host,
 answers exactly when the host's ingress rules (its /etc/nftables.conf) admit that source; and a few
 pairs that say the design's intent (a tier reaches the ports it needs, a host of another tier not).
+And a service that does not trust the firewall alone: PostgreSQL, with its host's nftables stopped.
 """
 
 import ipaddress
@@ -143,3 +144,49 @@ def test_refused_packets_are_counted(figure):
     after = refused()
     figure(f"{backend}'s refused counter: {before} -> {after} packets after 3 probes of port 5432")
     assert after >= before + 3
+
+
+# A PostgreSQL client in a few lines for a host without one: StartupMessage, in the clear or after
+# SSLRequest, then the server's first reply ("R": it asks for a password; "E": its error text).
+PG_PROBE = r"""
+import socket, ssl, struct, sys
+host, tls = sys.argv[1], sys.argv[2] == "tls"
+sock = socket.create_connection((host, 5432), timeout=10)
+if tls:
+    sock.sendall(struct.pack("!ii", 8, 80877103))
+    assert sock.recv(1) == b"S", "no TLS offered"
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    sock = context.wrap_socket(sock)
+body = struct.pack("!i", 196608) + b"user\0mailman\0database\0mailman\0\0"
+sock.sendall(struct.pack("!i", len(body) + 4) + body)
+reply = sock.recv(4096)
+fields = reply[5:].split(b"\0")
+print(reply[:1].decode(), next((f[1:].decode() for f in fields if f[:1] == b"M"), ""))
+"""
+
+
+def test_with_its_firewall_stopped_postgresql_still_refuses_the_internet(figure):
+    """pg_hba admits the database's clients by address (hostssl, scram-sha-256) whatever the host
+    firewall does: with the DB host's nftables stopped, the internet host reaches port 5432 and is
+    refused, in the clear and over TLS, before any password is asked for."""
+    db, internet = group("db")[0], lab_host(group("lab_internet")[0])
+    address_db = address(db)
+    lab_host(db).check_output("systemctl stop nftables")
+    try:
+        assert "table inet mailstack" not in lab_host(db).check_output("nft list tables")
+        replies = {
+            mode: internet.check_output("python3 -c %s %s %s", PG_PROBE, address_db, mode)
+            for mode in ("clear", "tls")
+        }
+    finally:
+        lab_host(db).check_output("systemctl start nftables")
+    assert "table inet mailstack" in lab_host(db).check_output("nft list tables")
+    internet_address = address(group("lab_internet")[0])
+    for mode, reply in replies.items():
+        code, _, message = reply.partition(" ")
+        assert code == "E" and f'no pg_hba.conf entry for host "{internet_address}"' in message, (mode, reply)
+    figure(
+        f"{db}'s nftables stopped: 2 of 2 connections from the internet host to {address_db}:5432 "
+        f"refused by pg_hba ({replies['clear']!r}; {replies['tls']!r})"
+    )
