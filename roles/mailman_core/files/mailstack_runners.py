@@ -81,13 +81,7 @@ class SteadyRunner:
             with config.db.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except UNAVAILABLE as error:
-            if not self._mailstack_db_down:
-                elog.error(
-                    "%s runner: the database does not answer, queued messages wait for it: %s",
-                    self.name,
-                    str(error).splitlines()[0],
-                )
-            self._mailstack_db_down = True
+            self._database_lost("queued messages wait", error)
             return False
         if self._mailstack_db_down:
             elog.error("%s runner: the database answers again", self.name)
@@ -109,13 +103,15 @@ class SteadyRunner:
             super()._do_periodic()
         except UNAVAILABLE as error:
             config.db.abort()
-            if not self._mailstack_db_down:
-                elog.error(
-                    "%s runner: periodic work waits, the database does not answer: %s",
-                    self.name,
-                    str(error).splitlines()[0],
-                )
-            self._mailstack_db_down = True
+            self._database_lost("periodic work waits", error)
+
+    def _database_lost(self, what, error):
+        """Log that the database does not answer, once until it answers again."""
+        if not self._mailstack_db_down:
+            reason = str(error).splitlines()[0]
+            elog.error("%s runner: %s, the database does not answer: %s", self.name, what, reason)
+        self._mailstack_db_down = True
+
 
 class ArchiveRunner(SteadyRunner, _Archive):
     pass

@@ -237,7 +237,7 @@ def test_with_the_database_stopped_a_queued_post_waits_and_every_runner_stays():
     assert {rcpt: len(texts) for rcpt, texts in copies.items()} == dict.fromkeys(MEMBERS, 1)
     assert queued("in") == queued("shunt") == 0
     log = HOST.check_output("tail -n 200 /var/log/mailman3/mailman.log")
-    assert "in runner: the database does not answer, queued messages wait for it" in log
+    assert "in runner: queued messages wait, the database does not answer" in log
     assert "in runner: the database answers again" in log
 
 
