@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from support.smtpclient import first_refusal, message, send
-from test_lab import group, lab_host
+from test_lab import group, lab_host, stored_files
 from test_lab import send as send_subjects
 
 STORE = "/var/mail/internet"
@@ -30,13 +30,9 @@ def internet():
 
 
 def copies(token: str) -> list[str]:
-    """The stored files that contain token (in the Maildirs' new/: tmp/ holds copies being written,
-    which move away, so grep does not read it: a file renamed under it was an error of grep).
-    grep's own failure (a missing store, an error) fails the check, so "no copies" is never an
-    error read as an answer; a store that holds no Maildir yet holds no copy."""
-    out = internet().run(f"grep -rlF --exclude-dir=tmp -e {shlex.quote(token)} {STORE}")
-    assert out.rc in (0, 1), f"grep on {STORE} failed (exit {out.rc}): {out.stderr.strip()}"
-    return [path for path in out.stdout.split() if "/new/" in path]
+    """The stored files that contain token (test_lab.stored_files: only whole copies, and a failing
+    grep fails the check)."""
+    return stored_files(internet(), token, STORE)
 
 
 def wait_copies(token: str, want: int, timeout: float = 300) -> list[str]:

@@ -107,11 +107,21 @@ def send(host, server: str, mail_from: str, rcpts: list[str], subjects: list[str
     host.run_expect([0], f"python3 -c {shlex.quote(script)}")
 
 
+def stored_files(internet, text: str, where: str = "/var/mail/internet") -> list[str]:
+    """The files of the internet host's store that contain text, in its Maildirs' new/ (tmp/ holds
+    copies being written, which move away, so grep does not read it: a file renamed under it was an
+    error of grep). grep's own failure (a missing store, an error) fails the check, so "no copies"
+    is never an error read as an answer; a store that holds no Maildir yet holds no copy."""
+    out = internet.run(f"grep -rlF --exclude-dir=tmp -e {shlex.quote(text)} {where}")
+    assert out.rc in (0, 1), f"grep on {where} failed (exit {out.rc}): {out.stderr.strip()}"
+    return [path for path in out.stdout.split() if "/new/" in path]
+
+
 def stored_copies(internet, text: str, want: int, where: str = "/var/mail/internet") -> list[str]:
-    """The files of the internet host's store that contain text, once want of them are there."""
+    """stored_files(text), once want of them are there."""
     copies: list[str] = []
     for _ in range(240):  # up to two minutes: a loaded machine slows Mailman's runners
-        copies = internet.run(f"grep -rl -F {shlex.quote(text)} {where}").stdout.split()
+        copies = stored_files(internet, text, where)
         if len(copies) >= want:
             break
         time.sleep(0.5)
