@@ -87,3 +87,4 @@ bench: bootstrap
 	@scripts/lab ensure
 	@python bench/fanout.py --relays 1,2 --max-recipients 100 --runner-sleep 0.1s
 	@python bench/members.py
+	@python bench/mailman_profile.py

@@ -301,3 +301,37 @@ def test_filters_times_a_playbook_and_refuses_a_failed_one(tmp_path: Path) -> No
 
     per_task_seconds(counted, "localhost,", str(tmp_path), tasks=4, base=1, env=env)
     assert counts == [5, 1]
+
+
+LIB = "/usr/lib/python3/dist-packages"
+RUN = f"run ({LIB}/mailman/core/runner.py:137)"
+ONE = f"_one_iteration ({LIB}/mailman/core/runner.py:178)"
+PY_SPY_RAW = "\n".join(
+    [
+        f"{RUN};_snooze ({LIB}/mailman/core/runner.py:303) 50",
+        f"{RUN};{ONE};execute ({LIB}/sqlalchemy/orm/session.py:1700);"
+        f"execute ({LIB}/psycopg2/extras.py:146) 30",
+        f"{RUN};{ONE};_dispose ({LIB}/mailman/runners/outgoing.py:90);"
+        "sendmail (/usr/lib/python3.11/smtplib.py:880) 15",
+        f"{RUN};_one_iteration ({LIB}/mailman/core/runner.py:179);loads (<frozen pickle>:1) 5",
+        "not a stack line",
+    ]
+)
+
+
+def test_profile_counts_working_samples_through_each_named_function() -> None:
+    from mailman_profile import frame_name, parse_raw  # noqa: PLC0415
+
+    assert frame_name("_dispose (/usr/lib/python3/dist-packages/mailman/runners/outgoing.py:90)") == (
+        "runners/outgoing.py:_dispose"
+    )
+    total, sleeping, through = parse_raw(PY_SPY_RAW)
+    assert (total, sleeping) == (100, 50)
+    # Inclusive: every working stack through a function counts once, however many of its lines.
+    # The runner's own loop is on every stack: not listed.
+    assert not any(name.startswith("core/runner.py:") for name in through)
+    assert through["runners/outgoing.py:_dispose"] == 15
+    assert through["orm/session.py:execute"] == 30
+    assert through["python3.11/smtplib.py:sendmail"] == 15
+    assert "core/runner.py:_snooze" not in through
+    assert not any("pickle" in name for name in through)
