@@ -273,6 +273,16 @@ def apply_setting(extra_vars: dict[str, str], relays: list[str], count: int, act
         time.sleep(1)
 
 
+def lab() -> tuple[dict[str, list[str]], str, object]:
+    """The lab's hosts by group (mx, mailman_core, relays, db), its active back-end, and its
+    internet host (a testinfra host)."""
+    inv = inventory.read("inventories/lab")
+    hosts = {g: inventory.hosts(inv, g) for g in ("mx", "mailman_core", "relays", "db")}
+    hostvars = inv["_meta"]["hostvars"]
+    active = next(h for h in hosts["mailman_core"] if hostvars[h].get("mailstack__active_backend"))
+    return hosts, active, testinfra.get_host(f"docker://{LAB}internet")
+
+
 def split(values: str) -> list[str]:
     """An option's comma-separated values ("" for none)."""
     return [v.strip() for v in values.split(",") if v.strip()]
@@ -325,11 +335,7 @@ def main() -> None:
     )
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
-    inv = inventory.read("inventories/lab")
-    hosts = {g: inventory.hosts(inv, g) for g in ("mx", "mailman_core", "relays", "db")}
-    hostvars = inv["_meta"]["hostvars"]
-    active = next(h for h in hosts["mailman_core"] if hostvars[h].get("mailstack__active_backend"))
-    internet = testinfra.get_host(f"docker://{LAB}internet")
+    hosts, active, internet = lab()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = machine()
     rows, medians = [], []

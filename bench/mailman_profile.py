@@ -38,9 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import fanout
-import testinfra
 from benchlib import command_line, machine, markdown_table, text_table, write_section
-from support import inventory
 
 RUNNERS = ("in", "pipeline", "out")
 # Frames worth naming: Mailman's own code and what it calls for the database and for SMTP.
@@ -202,12 +200,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8, help="rows per runner and statements listed")
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
     args = parser.parse_args()
-    inv = inventory.read("inventories/lab")
-    hosts = {g: inventory.hosts(inv, g) for g in ("mx", "mailman_core", "relays", "db")}
-    hostvars = inv["_meta"]["hostvars"]
-    active = next(h for h in hosts["mailman_core"] if hostvars[h].get("mailstack__active_backend"))
+    hosts, active, internet = fanout.lab()
     db_host = hosts["db"][0]
-    internet = testinfra.get_host(f"docker://{fanout.LAB}internet")
     members = fanout.LISTS[args.list]
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = machine()
