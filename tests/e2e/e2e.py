@@ -11,10 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 from support.smtpclient import first_refusal, message, send
-from test_lab import group, lab_host, stored_files
+from test_lab import STORE, group, lab_host, stored_files
 from test_lab import send as send_subjects
 
-STORE = "/var/mail/internet"
 MX = group("mx")[0]
 DOMAIN = "lists.mailstack.test"
 SENDER = "sender@remote-a.test"

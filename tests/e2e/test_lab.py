@@ -107,7 +107,11 @@ def send(host, server: str, mail_from: str, rcpts: list[str], subjects: list[str
     host.run_expect([0], f"python3 -c {shlex.quote(script)}")
 
 
-def stored_files(internet, text: str, where: str = "/var/mail/internet") -> list[str]:
+# The internet host's mail store: a Maildir per remote domain.
+STORE = "/var/mail/internet"
+
+
+def stored_files(internet, text: str, where: str = STORE) -> list[str]:
     """The files of the internet host's store that contain text, in its Maildirs' new/ (tmp/ holds
     copies being written, which move away, so grep does not read it: a file renamed under it was an
     error of grep). grep's own failure (a missing store, an error) fails the check, so "no copies"
@@ -117,7 +121,7 @@ def stored_files(internet, text: str, where: str = "/var/mail/internet") -> list
     return [path for path in out.stdout.split() if "/new/" in path]
 
 
-def stored_copies(internet, text: str, want: int, where: str = "/var/mail/internet") -> list[str]:
+def stored_copies(internet, text: str, want: int, where: str = STORE) -> list[str]:
     """stored_files(text), once want of them are there."""
     copies: list[str] = []
     for _ in range(240):  # up to two minutes: a loaded machine slows Mailman's runners

@@ -41,12 +41,18 @@ def master(host) -> int:
     return int(host.check_output("systemctl show --property=MainPID --value mailman3") or 0)
 
 
-def running(host, pid: int | None = None) -> set[str]:
-    """`name:slice:count` of the master's children (gunicorn's workers are the rest runner's)."""
+def runner_pids(host, pid: int | None = None) -> dict[str, int]:
+    """{`name:slice:count`: pid} of the master's children (gunicorn's workers are the rest runner's)."""
     pid = master(host) if pid is None else pid
     if not pid:
-        return set()
-    return set(ARG.findall(host.run(f"ps -o args= --ppid {pid}").stdout))
+        return {}
+    out = host.run(f"ps -o pid=,args= --ppid {pid}").stdout
+    return {m[1]: int(line.split()[0]) for line in out.splitlines() if (m := ARG.search(line))}
+
+
+def running(host, pid: int | None = None) -> set[str]:
+    """`name:slice:count` of the master's children."""
+    return set(runner_pids(host, pid))
 
 
 def wait_all_running(host, expected: set[str], timeout: float) -> tuple[int, set[str]]:

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import testinfra
-from support.mailman_runners import configured, master, running, wait_all_running, written
+from support.mailman_runners import configured, master, runner_pids, running, wait_all_running, written
 from support.molecule_playbook import ansible_playbook
 from support.scenario import flat
 
@@ -158,12 +158,6 @@ def queued(name: str) -> int:
     return int(HOST.check_output(f"find {QUEUE}/{name} -type f | wc -l"))
 
 
-def runner_pids() -> dict[str, str]:
-    """{runner: pid} of the master's children."""
-    out = HOST.check_output("ps -o pid=,args= --ppid %s", str(master(HOST)))
-    return {m[2]: m[1] for m in re.finditer(r"^\s*(\d+) .*--runner=(\S+)", out, re.M)}
-
-
 def test_a_restart_while_a_post_is_being_delivered_lets_it_finish_instead_of_shunting_it():
     """The out runner waits on postfix-out's answer to DATA (a slow sink listens in its place) when
     mailman3 is restarted: it sends the post once, then stops; Mailman's own runner shunts it."""
@@ -209,7 +203,7 @@ def test_with_the_database_stopped_a_queued_post_waits_and_every_runner_stays():
     (the list lookup fails) and lose the bounces runner."""
     expected = configured(HOST)
     wait_all_running(HOST, expected, timeout=60)
-    before, master_before = runner_pids(), master(HOST)
+    before, master_before = runner_pids(HOST), master(HOST)
     subject = f"dbwait-{uuid.uuid4().hex[:12]}"
     runner_in = before["in:0:1"]
     HOST.check_output(f"kill -STOP {runner_in}")
@@ -224,7 +218,7 @@ def test_with_the_database_stopped_a_queued_post_waits_and_every_runner_stays():
         HOST.check_output(f"kill -CONT {runner_in}")
     try:
         time.sleep(25)  # the runners' passes (1 s) and two looks of the runner check (10 s apart)
-        waiting, shunted, during = queued("in"), queued("shunt"), runner_pids()
+        waiting, shunted, during = queued("in"), queued("shunt"), runner_pids(HOST)
         early = sunk(subject, 1, timeout=0)
     finally:
         HOST.check_output("systemctl start postgresql@15-main")
