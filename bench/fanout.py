@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2]
                                      [--runner-sleep 0.1s] [--max-recipients 100,50]
+                                     [--posting-pipeline default-posting-pipeline]
                                      [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
@@ -27,7 +28,9 @@ The lists are posted to first with the lab as converged (its own settings, every
 once for each value of each option, that option alone changed (one factor at a time):
 --runner-sleep sets mailman_core__runner_sleep_time (how long Mailman's runners sleep on an empty
 queue), --max-recipients mailman_core__max_recipients (the most members Mailman puts on one
-message); each is applied to the back-ends (playbooks/mailman_core.yml with -e) before the posts.
+message), --posting-pipeline mailman_core__posting_pipeline (the posting pipeline of every list:
+the plugin's, mailstack-posting-pipeline, or Mailman's, default-posting-pipeline); each is applied to
+the back-ends (playbooks/mailman_core.yml with -e) before the posts.
 --relays N marks the relays after the first N draining (mailstack__draining in an extra
 inventory), so postfix-out spreads Mailman's mail over the first N only (N equal to the lab's
 relay count is the first setting already). The lab's own settings are applied again at the end.
@@ -331,6 +334,9 @@ def main() -> None:
     parser.add_argument("--runner-sleep", default="", help="values of mailman_core__runner_sleep_time")
     parser.add_argument("--max-recipients", default="", help="values of mailman_core__max_recipients")
     parser.add_argument(
+        "--posting-pipeline", default="", help="values of mailman_core__posting_pipeline (every list's)"
+    )
+    parser.add_argument(
         "--relays", default="", help="fewer relays for postfix-out to send over, each count a setting"
     )
     parser.add_argument("--no-write", action="store_true", help="print the table only")
@@ -346,6 +352,7 @@ def main() -> None:
     options = {
         "mailman_core__runner_sleep_time": split(args.runner_sleep),
         "mailman_core__max_recipients": split(args.max_recipients),
+        "mailman_core__posting_pipeline": split(args.posting_pipeline),
     }
     converged = applied = ({}, len(relays))  # the lab as converged: its own settings, every relay
     try:

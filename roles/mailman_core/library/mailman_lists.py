@@ -46,6 +46,10 @@ options:
         type: str
         choices: [present, absent]
         default: present
+  default_settings:
+    description: REST config settings of every list, under each list's own C(settings) (which win).
+    type: dict
+    default: {}
   config_file: {description: Mailman configuration file, type: str, default: /etc/mailman3/mailman.cfg}
   mailman_user: {description: User the member helper runs as, type: str, default: list}
   wait: {description: Seconds to wait for the REST API to answer, type: int, default: 60}
@@ -210,6 +214,7 @@ ARGUMENT_SPEC = {
         "purge_members": {"type": "bool", "default": False},
         "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     }},
+    "default_settings": {"type": "dict", "default": {}},
     "config_file": {"type": "str", "default": "/etc/mailman3/mailman.cfg"},
     "mailman_user": {"type": "str", "default": "list"},
     "wait": {"type": "int", "default": 60},
@@ -286,7 +291,7 @@ def main() -> None:
                 rest.call("POST", "lists", data)
         created_in_check = check and not exists
 
-        settings = item.get("settings") or {}
+        settings = {**module.params["default_settings"], **(item.get("settings") or {})}
         current = {} if created_in_check else (rest.call("GET", f"lists/{list_id}/config") or {})
         patch = {}
         for key, value in settings.items():

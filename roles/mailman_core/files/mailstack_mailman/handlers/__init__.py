@@ -1,0 +1,1 @@
+"""Handlers that Mailman's plugin loader finds (each module's ``__all__``)."""
