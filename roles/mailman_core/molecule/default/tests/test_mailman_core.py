@@ -375,7 +375,9 @@ def reconfigured():
     return run.stdout, before
 
 
-RECONFIGURED = ("-e", "mailman_core__max_recipients=2", "-e", "mailman_core__out_runners=2")
+# And a runner sleep no post could wait out: test_with_a_two_minute_runner_sleep_a_post_still_goes_at_once.
+RECONFIGURED = ("-e", "mailman_core__max_recipients=2", "-e", "mailman_core__out_runners=2",
+                "-e", "mailman_core__runner_sleep_time=120s")
 
 
 def test_changed_max_recipients_and_out_runners_restart_mailman_once(reconfigured):
@@ -407,3 +409,15 @@ def test_changed_max_recipients_and_out_runners_restart_mailman_once(reconfigure
 
     checked = monotonic("ExecMainStartTimestampMonotonic", "mailman3-runners.service")
     assert checked > monotonic("ActiveEnterTimestampMonotonic", "mailman3"), "no check since the restart"
+
+
+def test_with_a_two_minute_runner_sleep_a_post_still_goes_at_once(reconfigured):
+    """Mailman's runners sleep sleep_time on an empty queue: a post would wait up to that long at each
+    of in, pipeline and out (up to 6 minutes here). The steady runners wait on their queue directory
+    and wake when a message is queued (files/mailstack_runners.py)."""
+    sleep = HOST.check_output("runuser -u list -- mailman conf -s runner.pipeline -k sleep_time")
+    assert sleep.endswith("120s"), sleep
+    subject = f"awake-{uuid.uuid4().hex[:12]}"
+    post(subject)
+    copies = sunk(subject, len(MEMBERS), timeout=30)
+    assert {rcpt: len(texts) for rcpt, texts in copies.items()} == dict.fromkeys(MEMBERS, 1)
