@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2]
                                      [--runner-sleep 0.1s] [--max-recipients 100,50]
-                                     [--posting-pipeline default-posting-pipeline]
+                                     [--posting-pipeline default-posting-pipeline] [--out-runners 2]
                                      [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
@@ -22,15 +22,18 @@ each post's path is cut into stages by its Message-ID, which Mailman keeps in ev
 postfix-out's own log (maillog_file) has whole seconds only: it gives the number of messages
 Mailman handed out, not times.
 Around each post, the CPU that Mailman's service on the active back-end and PostgreSQL's on the
-database host used (their cgroups' cpu.stat) tells how much of Mailman's time is its own work.
+database host used (their cgroups' cpu.stat) tells how much of Mailman's time is its own work, and
+the CPU all the lab's containers used (their cgroups, read on the docker host) how busy the machine's
+cores were while the copies went out.
 
 The lists are posted to first with the lab as converged (its own settings, every relay), then
 once for each value of each option, that option alone changed (one factor at a time):
 --runner-sleep sets mailman_core__runner_sleep_time (how long Mailman's runners sleep on an empty
 queue), --max-recipients mailman_core__max_recipients (the most members Mailman puts on one
 message), --posting-pipeline mailman_core__posting_pipeline (the posting pipeline of every list:
-the plugin's, mailstack-posting-pipeline, or Mailman's, default-posting-pipeline); each is applied to
-the back-ends (playbooks/mailman_core.yml with -e) before the posts.
+the plugin's, mailstack-posting-pipeline, or Mailman's, default-posting-pipeline), --out-runners
+mailman_core__out_runners (Mailman's out runners, each handing out its share of the messages over
+its own SMTP session); each is applied to the back-ends (playbooks/mailman_core.yml with -e) before the posts.
 --relays N marks the relays after the first N draining (mailstack__draining in an extra
 inventory), so postfix-out spreads Mailman's mail over the first N only (N equal to the lab's
 relay count is the first setting already). The lab's own settings are applied again at the end.
@@ -165,6 +168,7 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     mx = hosts["mx"][0]
     db = hosts["db"][0]
     cpu_before = (cpu_usec(active, MAILMAN), cpu_usec(db, POSTGRESQL))
+    lab_before = lab_cpu()
     since = time.time()
     result = send(internet, f"{mx}.lab.mailstack.test", SENDER, [address], msg, helo=HELO, timeout=60)
     t250 = time.time()
@@ -175,6 +179,8 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     while len(copies) < members and time.time() < deadline:
         time.sleep(1 if members < 100 else 3)
         copies = stored(token)
+    lab_used = {name: ns - lab_before.get(name, 0) for name, ns in lab_cpu().items()}
+    counted = time.time()
     time.sleep(3)  # a duplicate would come right behind
     copies = stored(token)
     recipients = [to for to, _ in copies]
@@ -206,6 +212,9 @@ def post_once(internet, name: str, members: int, hosts: dict[str, list[str]], ac
     return {
         "mailman_cpu": (cpu_after[0] - cpu_before[0]) / 1e6,
         "db_cpu": (cpu_after[1] - cpu_before[1]) / 1e6,
+        "lab_cpu": sum(lab_used.values()) / 1e9,
+        "internet_cpu": lab_used.get("internet", 0) / 1e9,
+        "lab_window": counted - since,  # from before the post until every copy was counted
         "mx": max(mx_events["sent"]) - t250,
         "lmtp": max(core["sent"]) - t250,
         "relay_first": min(relay_taken) - t250,
@@ -235,6 +244,32 @@ def cpu_usec(host: str, unit: str) -> int:
 
 
 MAILMAN, POSTGRESQL = "mailman3.service", "postgresql@*"
+CGROUPS = ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage", "/sys/fs/cgroup/docker/{id}/cpu.stat")
+
+
+def container_cpu_ns(cgroup_file: str, text: str) -> int:
+    """Nanoseconds of CPU from a container's cgroup file: cpuacct.usage (cgroup v1, nanoseconds) or
+    cpu.stat (cgroup v2, its usage_usec line)."""
+    if cgroup_file.endswith("cpu.stat"):
+        usec = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("usage_usec "))
+        return usec * 1000
+    return int(text.strip())
+
+
+def lab_cpu() -> dict[str, int]:
+    """Nanoseconds of CPU every lab container has used, by container name (read on the docker host)."""
+    out = subprocess.run(
+        ["docker", "ps", "--filter", f"name=^{LAB}", "--format", "{{.ID}} {{.Names}}", "--no-trunc"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    usage = {}
+    for line in out.splitlines():
+        cid, name = line.split()
+        path = next((Path(p.format(id=cid)) for p in CGROUPS if Path(p.format(id=cid)).exists()), None)
+        if path is None:
+            sys.exit(f"fanout: no cgroup CPU figure for {name}")
+        usage[name.removeprefix(LAB)] = container_cpu_ns(str(path), path.read_text())
+    return usage
 
 
 def idle_cpu(active: str, seconds: float = 30) -> float:
@@ -336,6 +371,7 @@ def main() -> None:
     parser.add_argument(
         "--posting-pipeline", default="", help="values of mailman_core__posting_pipeline (every list's)"
     )
+    parser.add_argument("--out-runners", default="", help="values of mailman_core__out_runners")
     parser.add_argument(
         "--relays", default="", help="fewer relays for postfix-out to send over, each count a setting"
     )
@@ -353,6 +389,7 @@ def main() -> None:
         "mailman_core__runner_sleep_time": split(args.runner_sleep),
         "mailman_core__max_recipients": split(args.max_recipients),
         "mailman_core__posting_pipeline": split(args.posting_pipeline),
+        "mailman_core__out_runners": split(args.out_runners),
     }
     converged = applied = ({}, len(relays))  # the lab as converged: its own settings, every relay
     try:
@@ -372,7 +409,9 @@ def main() -> None:
                 rows.append(
                     (label, f"{med['accept']:.2f}", *(f"{med[k]:.2f}" for k, _ in STAGES),
                      f"{rate:.0f}", f"{med['messages']:.0f}", f"{med['mailman_cpu']:.2f}",
-                     f"{med['mailman_cpu'] * 1000 / members:.2f}", f"{med['db_cpu']:.2f}", f"{idle:.1f}")
+                     f"{med['mailman_cpu'] * 1000 / members:.2f}", f"{med['db_cpu']:.2f}", f"{idle:.1f}",
+                     f"{med['lab_cpu']:.1f}", f"{med['internet_cpu']:.1f}",
+                     f"{med['lab_cpu'] / med['lab_window']:.2f}")
                 )
                 medians.append((label, med))
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
@@ -382,6 +421,7 @@ def main() -> None:
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
     header += ["recipients/s", "postfix-out messages", "Mailman CPU s", "Mailman CPU ms/member"]
     header += ["PostgreSQL CPU s", "Mailman idle CPU ms/s"]
+    header += ["lab CPU s", "internet host CPU s", "lab cores busy"]
     print(text_table(header, rows))
     if args.no_write:
         return
@@ -406,7 +446,10 @@ def main() -> None:
         "CPU: what Mailman's service (every runner) on the active back-end and PostgreSQL's on the "
         "database host used from just before the post until its last copy was stored. Mailman idle "
         "CPU: what all of Mailman's runners used on the active back-end over 30 s without mail, "
-        "before the posts. "
+        "before the posts. Lab CPU: what all the lab's containers used from just before the post until "
+        "the script had counted every copy (it looks every 3 s for big lists, reading the stored copies: "
+        "that reading is part of the internet host's CPU), the internet host's part of it, and that CPU "
+        "over that time: the cores the lab kept busy on average (the machine has 2). "
         "A post to the 4-member list precedes each setting's posts, uncounted (the first post after "
         "Mailman starts is slower).\n\n"
         + markdown_table(header, rows)

@@ -179,6 +179,14 @@ def test_fanout_reads_a_messages_times_from_journald_and_maillog_lines() -> None
     assert postfix_events(JOURNAL.splitlines(), "nobody@remote-a.test", 2026) == {"accepted": [], "sent": []}
 
 
+def test_fanout_reads_a_containers_cpu_from_cgroup_v1_and_v2() -> None:
+    from fanout import container_cpu_ns  # noqa: PLC0415
+
+    assert container_cpu_ns("/sys/fs/cgroup/cpuacct/docker/x/cpuacct.usage", "1500000000\n") == 1_500_000_000
+    stat = "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n"
+    assert container_cpu_ns("/sys/fs/cgroup/docker/x/cpu.stat", stat) == 2_500_000_000
+
+
 def test_fanout_drains_the_relays_after_the_first_n() -> None:
     from fanout import draining_inventory  # noqa: PLC0415
 
