@@ -4,6 +4,7 @@
     .venv/bin/python bench/fanout.py [--repeats 3] [--lists ten,bulk,huge] [--relays 1,2]
                                      [--runner-sleep 0.1s] [--max-recipients 100,50]
                                      [--posting-pipeline default-posting-pipeline] [--out-runners 2]
+                                     [--giant 50000]
                                      [--no-write]
 
 Needs a converged lab (`scripts/lab ensure`). Each post goes from the lab's internet host to the
@@ -37,6 +38,9 @@ its own SMTP session); each is applied to the back-ends (playbooks/mailman_core.
 --relays N marks the relays after the first N draining (mailstack__draining in an extra
 inventory), so postfix-out spreads Mailman's mail over the first N only (N equal to the lab's
 relay count is the first setting already). The lab's own settings are applied again at the end.
+--giant N first adds the list giant@ with N members through the role (a group layer of the
+back-ends' lists in the same extra inventory, the lists module adding the members) and posts to it
+after the other lists; it stays in the lab (deleting it would take Mailman minutes).
 
 All times are seconds after the MX's 250. The containers share the machine's clock. Each list is
 posted to --repeats times, one post at a time, every copy counted (a lost or duplicated copy
@@ -279,22 +283,37 @@ def idle_cpu(active: str, seconds: float = 30) -> float:
     return (cpu_usec(active, MAILMAN) - before) / 1000 / seconds
 
 
-def draining_inventory(relays: list[str], count: int) -> dict:
-    """An extra inventory that leaves the first count relays serving and drains the others."""
+def draining_inventory(relays: list[str], count: int, giant: int = 0) -> dict:
+    """An extra inventory that leaves the first count relays serving and drains the others, and,
+    with giant, adds the list giant@ with that many members (a group layer of the back-ends' lists,
+    members numbered on the two remote test domains as the lab's huge@ has them)."""
     drained = {relay: {"mailstack__draining": True} for relay in relays[count:]}
-    return {"all": {"children": {"relays": {"hosts": drained}}}}
+    children: dict = {"relays": {"hosts": drained}}
+    if giant:
+        domains = "mailstack__lab_remote_domains[:2]"
+        members = f"{{{{ 'giant' | mailstack.site.numbered_addresses({giant}, {domains}) }}}}"
+        children["mailman_core"] = {"vars": {"mailman_core__group_lists": [{
+            "name": f"giant@{DOMAIN}",
+            "owners": ["owner@remote-a.test"],
+            "settings": {"description": f"Benchmark list of {giant}", "subject_prefix": "[giant] ",
+                         "default_member_action": "accept", "default_nonmember_action": "accept"},
+            "members": members,
+        }]}}
+    return {"all": {"children": children}}
 
 
-def apply_setting(extra_vars: dict[str, str], relays: list[str], count: int, active: str) -> None:
-    """Converge the back-ends with extra_vars (none: the inventory's settings) and postfix-out
-    sending over the first count relays, then wait until the active back-end's Mailman takes LMTP
-    again."""
+def apply_setting(
+    extra_vars: dict[str, str], relays: list[str], count: int, active: str, giant: int = 0
+) -> None:
+    """Converge the back-ends with extra_vars (none: the inventory's settings), postfix-out
+    sending over the first count relays and, with giant, the list giant@ of that many members, then
+    wait until the active back-end's Mailman takes LMTP again."""
     extra = [a for name, value in extra_vars.items() for a in ("-e", f"{name}={value}")]
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
-        if count < len(relays):
-            drain = Path(tmp) / "draining.yml"
-            drain.write_text(json.dumps(draining_inventory(relays, count)))
+        if count < len(relays) or giant:
+            drain = Path(tmp) / "extra.yml"
+            drain.write_text(json.dumps(draining_inventory(relays, count, giant)))
             env["MAILSTACK_LAB_EXTRA_INVENTORY"] = str(drain)
         proc = subprocess.run(
             [str(ROOT / "scripts" / "lab"), "play", "playbooks/mailman_core.yml", *extra],
@@ -373,6 +392,10 @@ def main() -> None:
     )
     parser.add_argument("--out-runners", default="", help="values of mailman_core__out_runners")
     parser.add_argument(
+        "--giant", type=int, default=0,
+        help="add the list giant@ with this many members (e.g. 50000) and post to it too (it stays)",
+    )
+    parser.add_argument(
         "--relays", default="", help="fewer relays for postfix-out to send over, each count a setting"
     )
     parser.add_argument("--no-write", action="store_true", help="print the table only")
@@ -391,16 +414,23 @@ def main() -> None:
         "mailman_core__posting_pipeline": split(args.posting_pipeline),
         "mailman_core__out_runners": split(args.out_runners),
     }
+    lists = split(args.lists)
+    if args.giant:
+        LISTS["giant"] = args.giant
+        lists.append("giant")
+        built = time.monotonic()
+        apply_setting({}, relays, len(relays), active, args.giant)
+        print(f"giant@ with {args.giant} members in place after {time.monotonic() - built:.0f} s")
     converged = applied = ({}, len(relays))  # the lab as converged: its own settings, every relay
     try:
         for label_setting, extra_vars, count in one_at_a_time(options, counts, len(relays)):
             if (extra_vars, count) != applied:
-                apply_setting(extra_vars, relays, count, active)
+                apply_setting(extra_vars, relays, count, active, args.giant)
                 applied = (extra_vars, count)
             # One post first, not counted: the first after Mailman (re)started is slower.
             post_once(internet, "announce", LISTS["announce"], hosts, active)
             idle = idle_cpu(active)
-            for name in split(args.lists):
+            for name in lists:
                 members = LISTS[name]
                 runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
@@ -417,7 +447,7 @@ def main() -> None:
                 print(f"{label}: {[round(r['stored_last'], 2) for r in runs]} s to the last copy")
     finally:
         if applied != converged:
-            apply_setting({}, relays, len(relays), active)
+            apply_setting({}, relays, len(relays), active, args.giant)
     header = ["list (members)", "250 after", *(label for _, label in STAGES)]
     header += ["recipients/s", "postfix-out messages", "Mailman CPU s", "Mailman CPU ms/member"]
     header += ["PostgreSQL CPU s", "Mailman idle CPU ms/s"]

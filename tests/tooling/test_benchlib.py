@@ -194,6 +194,13 @@ def test_fanout_drains_the_relays_after_the_first_n() -> None:
     one = draining_inventory(relays, 1)["all"]["children"]["relays"]["hosts"]
     assert one == {"relay2": {"mailstack__draining": True}, "relay3": {"mailstack__draining": True}}
     assert draining_inventory(relays, 3)["all"]["children"]["relays"]["hosts"] == {}
+    giant = draining_inventory(relays, 3, 50000)["all"]["children"]
+    assert giant["relays"]["hosts"] == {}
+    (listed,) = giant["mailman_core"]["vars"]["mailman_core__group_lists"]
+    assert listed["name"] == "giant@lists.mailstack.test"
+    assert listed["members"] == (
+        "{{ 'giant' | mailstack.site.numbered_addresses(50000, mailstack__lab_remote_domains[:2]) }}"
+    )
 
 
 def test_fanout_changes_one_setting_at_a_time_around_the_labs_own() -> None:
