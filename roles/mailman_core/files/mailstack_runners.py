@@ -167,7 +167,10 @@ class SteadyRunner:
 
 
 class ArchiveRunner(SteadyRunner, _Archive):
-    pass
+    # Sleeps Mailman's way: a post reaches the archive queue from the pipeline runner before that
+    # runner commits, and an archive runner woken at once could make the list's archiver records a
+    # second time (see library/mailman_lists.py). Archiving is not in a hurry.
+    _mailstack_wake_on_queue = False
 
 
 class BounceRunner(SteadyRunner, _Bounce):

@@ -91,6 +91,17 @@ def test_the_list_is_the_data():
     assert rest("domains/lists.core.test")["description"] == "Core scenario lists"
 
 
+def test_the_lists_archiver_records_exist_once_each_before_any_post():
+    """Mailman makes them when first asked, and a list's first post asks from two runners at once: two
+    of each, and every later post to the list is shunted. The role asks first (mailman_lists)."""
+    query = ("SELECT la.name, count(*) FROM listarchiver la JOIN mailinglist ml ON ml.id = la.mailing_list_id"
+             " WHERE ml.list_id = 'dev.lists.core.test' GROUP BY la.name ORDER BY la.name")
+    rows = HOST.check_output("runuser -u postgres -- psql -d mailman -tAc %s", query).split()
+    archivers = sorted(k for k in rest("lists/dev.lists.core.test/archivers") if k != "http_etag")
+    assert len(archivers) == 4  # Mailman's three and HyperKitty's, enabled or not
+    assert rows == [f"{name}|1" for name in archivers], rows
+
+
 def test_mailman_runs_as_list_with_the_fixed_ids_on_postgresql():
     assert HOST.user("list").uid == 38 and HOST.group("list").gid == 38
     master = HOST.check_output("cat /run/mailman3/master.pid")
