@@ -283,7 +283,7 @@ def idle_cpu(active: str, seconds: float = 30) -> float:
     return (cpu_usec(active, MAILMAN) - before) / 1000 / seconds
 
 
-def draining_inventory(relays: list[str], count: int, giant: int = 0) -> dict:
+def extra_inventory(relays: list[str], count: int, giant: int = 0) -> dict:
     """An extra inventory that leaves the first count relays serving and drains the others, and,
     with giant, adds the list giant@ with that many members (a group layer of the back-ends' lists,
     members numbered on the two remote test domains as the lab's huge@ has them)."""
@@ -312,9 +312,9 @@ def apply_setting(
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         if count < len(relays) or giant:
-            drain = Path(tmp) / "extra.yml"
-            drain.write_text(json.dumps(draining_inventory(relays, count, giant)))
-            env["MAILSTACK_LAB_EXTRA_INVENTORY"] = str(drain)
+            extra_file = Path(tmp) / "extra.yml"
+            extra_file.write_text(json.dumps(extra_inventory(relays, count, giant)))
+            env["MAILSTACK_LAB_EXTRA_INVENTORY"] = str(extra_file)
         proc = subprocess.run(
             [str(ROOT / "scripts" / "lab"), "play", "playbooks/mailman_core.yml", *extra],
             cwd=ROOT, capture_output=True, text=True, check=False, env=env,
@@ -414,9 +414,9 @@ def main() -> None:
         "mailman_core__posting_pipeline": split(args.posting_pipeline),
         "mailman_core__out_runners": split(args.out_runners),
     }
-    lists = split(args.lists)
+    lists, sizes = split(args.lists), dict(LISTS)
     if args.giant:
-        LISTS["giant"] = args.giant
+        sizes["giant"] = args.giant
         lists.append("giant")
         built = time.monotonic()
         apply_setting({}, relays, len(relays), active, args.giant)
@@ -431,7 +431,7 @@ def main() -> None:
             post_once(internet, "announce", LISTS["announce"], hosts, active)
             idle = idle_cpu(active)
             for name in lists:
-                members = LISTS[name]
+                members = sizes[name]
                 runs = [post_once(internet, name, members, hosts, active) for _ in range(args.repeats)]
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 rate = members / med["stored_last"] if med["stored_last"] > 0 else 0

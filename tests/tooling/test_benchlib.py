@@ -188,13 +188,13 @@ def test_fanout_reads_a_containers_cpu_from_cgroup_v1_and_v2() -> None:
 
 
 def test_fanout_drains_the_relays_after_the_first_n() -> None:
-    from fanout import draining_inventory  # noqa: PLC0415
+    from fanout import extra_inventory  # noqa: PLC0415
 
     relays = ["relay1", "relay2", "relay3"]
-    one = draining_inventory(relays, 1)["all"]["children"]["relays"]["hosts"]
+    one = extra_inventory(relays, 1)["all"]["children"]["relays"]["hosts"]
     assert one == {"relay2": {"mailstack__draining": True}, "relay3": {"mailstack__draining": True}}
-    assert draining_inventory(relays, 3)["all"]["children"]["relays"]["hosts"] == {}
-    giant = draining_inventory(relays, 3, 50000)["all"]["children"]
+    assert extra_inventory(relays, 3)["all"]["children"]["relays"]["hosts"] == {}
+    giant = extra_inventory(relays, 3, 50000)["all"]["children"]
     assert giant["relays"]["hosts"] == {}
     (listed,) = giant["mailman_core"]["vars"]["mailman_core__group_lists"]
     assert listed["name"] == "giant@lists.mailstack.test"

@@ -168,8 +168,9 @@ class SteadyRunner:
 
 class ArchiveRunner(SteadyRunner, _Archive):
     # Sleeps Mailman's way: a post reaches the archive queue from the pipeline runner before that
-    # runner commits, and an archive runner woken at once could make the list's archiver records a
-    # second time (see library/mailman_lists.py). Archiving is not in a hurry.
+    # runner commits. A list made before mailstack's plugin and never posted to has no archiver
+    # records yet, and an archive runner woken at once would make them a second time (see
+    # mailstack_mailman/plugin.py). Archiving is not in a hurry.
     _mailstack_wake_on_queue = False
 
 

@@ -290,13 +290,6 @@ def main() -> None:
                     data["style_name"] = item["style"]
                 rest.call("POST", "lists", data)
         created_in_check = check and not exists
-        if not created_in_check:
-            # Mailman makes a list's archiver records (one per archiver) when something first asks
-            # for them, and two processes asking at once make two of each: from then on every post
-            # to the list is shunted ("Multiple rows were found" in the rfc-2369 handler). The first
-            # post's pipeline and archive runners do ask at once. Asked here, by the REST server,
-            # before any post (a read: Mailman creates only what is missing).
-            rest.call("GET", f"lists/{list_id}/archivers")
 
         settings = {**module.params["default_settings"], **(item.get("settings") or {})}
         current = {} if created_in_check else (rest.call("GET", f"lists/{list_id}/config") or {})

@@ -93,7 +93,7 @@ def test_the_list_is_the_data():
 
 def test_the_lists_archiver_records_exist_once_each_before_any_post():
     """Mailman makes them when first asked, and a list's first post asks from two runners at once: two
-    of each, and every later post to the list is shunted. The role asks first (mailman_lists)."""
+    of each, and every later post to the list is shunted. The plugin makes them with the list."""
     query = ("SELECT la.name, count(*) FROM listarchiver la JOIN mailinglist ml ON ml.id = la.mailing_list_id"
              " WHERE ml.list_id = 'dev.lists.core.test' GROUP BY la.name ORDER BY la.name")
     rows = HOST.check_output("runuser -u postgres -- psql -d mailman -tAc %s", query).split()
@@ -135,7 +135,7 @@ def differential(*args):
 
 
 def test_the_lists_use_the_plugins_posting_pipeline_by_default():
-    """The post of the test above went through it: the role's default for lists that name none."""
+    """The role's default for lists that name none: the post of the test above took this pipeline."""
     assert rest("lists/dev.lists.core.test/config")["posting_pipeline"] == "mailstack-posting-pipeline"
 
 
